@@ -1,0 +1,1 @@
+//! Reference evaluator of `ir` programs on `ndarray`.

@@ -1,0 +1,1 @@
+//! The program representation: HLO-level ops traced from Rust.

@@ -1,0 +1,5 @@
+//! The `simclr` command line.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
