@@ -1,0 +1,68 @@
+//! The projection head (`head_contrastive`) and the supervised head
+//! (`head_supervised`), SPEC §4.
+
+use super::layers::{batch_norm, dense, BnMode};
+use super::store::Store;
+use super::{ModelConfig, ProjHeadMode};
+use crate::ir::Tensor;
+
+/// Traces the projection head on features `h` (`[n, D]`). Returns the list
+/// `[h, out_0, …, out_{L−1}]` that `ft_proj_selector` indexes; the last
+/// element is the head's output.
+pub fn projection_head(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    h: &Tensor,
+    bn: BnMode,
+) -> Vec<Tensor> {
+    let b = h.builder().clone();
+    let _g = b.scope("head_contrastive");
+    let width = h.dims().get(1).copied().unwrap_or(0);
+    let mut outs = vec![h.clone()];
+    match cfg.proj_head_mode {
+        ProjHeadMode::None => {}
+        ProjHeadMode::Linear => {
+            let scope = "head_contrastive/l_0";
+            let _s = b.scope("l_0");
+            let y = dense(store, scope, h, i64::from(cfg.proj_out_dim), false, false);
+            outs.push(batch_norm(store, scope, &y, bn, false, false, false));
+        }
+        ProjHeadMode::Nonlinear => {
+            let layers = cfg.num_proj_layers;
+            let mut x = h.clone();
+            for j in 0..layers {
+                let scope = format!("head_contrastive/nl_{j}");
+                let _s = b.scope(&format!("nl_{j}"));
+                let last = j + 1 == layers;
+                let units = if last {
+                    i64::from(cfg.proj_out_dim)
+                } else {
+                    width
+                };
+                let y = dense(store, &scope, &x, units, false, false);
+                x = batch_norm(store, &scope, &y, bn, !last, false, !last);
+                outs.push(x.clone());
+            }
+        }
+    }
+    outs
+}
+
+/// Traces the supervised head: a dense layer with bias to `num_classes`
+/// logits (`logits_sup`).
+pub fn supervised_head(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    x: &Tensor,
+    zero_init: bool,
+) -> Tensor {
+    let _g = x.builder().scope("head_supervised");
+    dense(
+        store,
+        "head_supervised/linear_layer",
+        x,
+        i64::from(cfg.num_classes),
+        true,
+        zero_init,
+    )
+}

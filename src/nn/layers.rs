@@ -1,0 +1,214 @@
+//! Layers as functions over [`Tensor`]s (NHWC activations, HWIO kernels):
+//! convolution with TF's padding conventions, batch norm (training mode with
+//! batch moments, optionally across replicas, or inference mode with moving
+//! statistics), dense, and pooling with TF 'SAME' semantics. SPEC §3.2, §4.1, §6.
+
+use super::store::{Init, Store};
+use crate::ir::{BinaryOp, ConvDims, ReplicaGroups, Tensor, Window, WindowDim};
+
+/// BatchNorm epsilon used everywhere in SimCLR (SPEC §3.2).
+pub const BN_EPSILON: f64 = 1e-5;
+
+/// How a batch-norm layer computes its statistics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BnMode {
+    /// Normalise with batch moments (biased variance) and update the moving
+    /// averages: moving ← decay·moving + (1 − decay)·batch.
+    Train {
+        /// Moments over all replicas (`global_bn`) instead of this replica's batch.
+        global: bool,
+        /// `batch_norm_decay`.
+        decay: f64,
+    },
+    /// Normalise with the moving statistics.
+    Infer,
+}
+
+/// Same-padded (stride 1) or explicitly padded (stride > 1) convolution
+/// without bias, the original's `conv2d_fixed_padding`: pad (k−1)//2 before
+/// and k−1−(k−1)//2 after on H and W. Creates `<scope>/conv2d[_k]/kernel`.
+pub fn conv2d(
+    store: &mut Store,
+    scope: &str,
+    x: &Tensor,
+    filters: i64,
+    k: i64,
+    stride: i64,
+) -> Tensor {
+    let cin = x.dims().get(3).copied().unwrap_or(0);
+    let name = store.unique(scope, "conv2d");
+    let w = store.variable(
+        &format!("{scope}/{name}/kernel"),
+        &[k, k, cin, filters],
+        true,
+        Init::TruncatedNormalFanIn {
+            fan_in: k * k * cin,
+        },
+    );
+    let _g = x.builder().scope(&name);
+    let lo = (k - 1) / 2;
+    let hi = k - 1 - lo;
+    let dim = WindowDim::new(k).stride(stride).pad(lo, hi);
+    x.conv_general(
+        &w,
+        Window::new(vec![dim.clone(), dim]),
+        ConvDims::nhwc(),
+        1,
+        1,
+    )
+}
+
+/// Batch norm over all but the last (channel) dimension, with learned γ
+/// (init 1, or 0 when `zero_gamma`) and β (only when `center`). Creates
+/// `<scope>/batch_normalization[_k]/{gamma,beta,moving_mean,moving_variance}`.
+/// Applies ReLU after when `relu`.
+pub fn batch_norm(
+    store: &mut Store,
+    scope: &str,
+    x: &Tensor,
+    mode: BnMode,
+    relu: bool,
+    zero_gamma: bool,
+    center: bool,
+) -> Tensor {
+    let dims = x.dims();
+    let c = dims.last().copied().unwrap_or(0);
+    let name = store.unique(scope, "batch_normalization");
+    let prefix = format!("{scope}/{name}");
+    let gamma = store.variable(
+        &format!("{prefix}/gamma"),
+        &[c],
+        true,
+        if zero_gamma { Init::Zeros } else { Init::Ones },
+    );
+    let beta = center.then(|| store.variable(&format!("{prefix}/beta"), &[c], true, Init::Zeros));
+    let moving_mean = store.variable(&format!("{prefix}/moving_mean"), &[c], false, Init::Zeros);
+    let moving_var = store.variable(
+        &format!("{prefix}/moving_variance"),
+        &[c],
+        false,
+        Init::Ones,
+    );
+    let _g = x.builder().scope(&name);
+    let reduce_dims: Vec<i64> = (0..dims.len() as i64 - 1).collect();
+    let (mean, var) = match mode {
+        BnMode::Train { global, decay } => {
+            let (mean, var) = moments(x, &reduce_dims, global);
+            store.update(
+                &format!("{prefix}/moving_mean"),
+                &moving_mean * decay + &mean * (1.0 - decay),
+            );
+            store.update(
+                &format!("{prefix}/moving_variance"),
+                &moving_var * decay + &var * (1.0 - decay),
+            );
+            (mean, var)
+        }
+        BnMode::Infer => (moving_mean, moving_var),
+    };
+    let inv = (var + BN_EPSILON).rsqrt() * &gamma;
+    let mut y = (x - &mean) * &inv;
+    if let Some(beta) = beta {
+        y = y + &beta;
+    }
+    if relu {
+        y.relu()
+    } else {
+        y
+    }
+}
+
+/// Mean and biased variance of `x` over `dims` (a per-channel vector), over
+/// this replica's batch or, when `global`, over every replica's batch: the
+/// sums are all-reduced, which equals the moments of the concatenated batch.
+pub fn moments(x: &Tensor, dims: &[i64], global: bool) -> (Tensor, Tensor) {
+    let shape = x.dims();
+    let n: i64 = dims.iter().map(|&d| shape[d as usize]).product();
+    let replicas = if global {
+        x.builder().num_replicas()
+    } else {
+        1
+    };
+    let total = (n * replicas as i64).max(1) as f64;
+    let cross = |t: Tensor| {
+        if replicas > 1 {
+            t.all_reduce_sum(ReplicaGroups::All)
+        } else {
+            t
+        }
+    };
+    let mean = cross(x.sum(dims)) * (1.0 / total);
+    let centered = x - &mean;
+    let var = cross((&centered * &centered).sum(dims)) * (1.0 / total);
+    (mean, var)
+}
+
+/// Dense layer `[n, in] → [n, units]`: `<scope>/dense/kernel` with
+/// N(0, 0.01²) init (SPEC §4.1) and, when `use_bias`, `<scope>/dense/bias`.
+pub fn dense(
+    store: &mut Store,
+    scope: &str,
+    x: &Tensor,
+    units: i64,
+    use_bias: bool,
+    zero_init: bool,
+) -> Tensor {
+    let cin = x.dims().get(1).copied().unwrap_or(0);
+    let init = if zero_init {
+        Init::Zeros
+    } else {
+        Init::Normal { std: 0.01 }
+    };
+    let w = store.variable(&format!("{scope}/dense/kernel"), &[cin, units], true, init);
+    let _g = x.builder().scope("dense");
+    let y = x.matmul(&w);
+    if use_bias {
+        let b = store.variable(&format!("{scope}/dense/bias"), &[units], true, Init::Zeros);
+        y + &b
+    } else {
+        y
+    }
+}
+
+/// TF 'SAME' padding for a window of `k` with stride `s` over `n`: output
+/// ⌈n/s⌉, total padding max((out−1)·s + k − n, 0), the smaller half first.
+pub fn same_padding(n: i64, k: i64, s: i64) -> (i64, i64) {
+    let out = (n + s - 1) / s;
+    let total = ((out - 1) * s + k - n).max(0);
+    (total / 2, total - total / 2)
+}
+
+/// Max pool `k×k`/`s` with TF 'SAME' padding (padded cells never win).
+pub fn max_pool_same(x: &Tensor, k: i64, s: i64) -> Tensor {
+    let d = x.dims();
+    let window = spatial_window(&d, k, s, true);
+    let r = x.builder().reducer(BinaryOp::Maximum, x.element_type());
+    x.reduce_window(&x.scalar_like(f64::NEG_INFINITY), window, r)
+}
+
+/// Average pool `k×k`/`s`; with `same`, TF 'SAME' padding averaging over
+/// the valid cells only, else 'VALID'.
+pub fn avg_pool(x: &Tensor, k: i64, s: i64, same: bool) -> Tensor {
+    let d = x.dims();
+    let window = spatial_window(&d, k, s, same);
+    let r = x.builder().reducer(BinaryOp::Add, x.element_type());
+    let zero = x.scalar_like(0.0);
+    let sums = x.reduce_window(&zero, window.clone(), r);
+    if !same {
+        return sums * (1.0 / (k * k) as f64);
+    }
+    // Count the valid cells of each window: the same pooling over ones.
+    let ones = x.slice_dim(0, 0, 1).full_like(1.0);
+    let counts = ones.reduce_window(&zero, window, r);
+    sums / counts
+}
+
+fn spatial_window(d: &[i64], k: i64, s: i64, same: bool) -> Window {
+    let mut dims = vec![WindowDim::new(1); d.len()];
+    for axis in [1usize, 2] {
+        let n = d.get(axis).copied().unwrap_or(1);
+        let (lo, hi) = if same { same_padding(n, k, s) } else { (0, 0) };
+        dims[axis] = WindowDim::new(k).stride(s).pad(lo, hi);
+    }
+    Window::new(dims)
+}
