@@ -1,5 +1,7 @@
 //! The `simclr` command line.
 
+use clap::Parser;
+
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    simclr::cli::Cli::parse().run()
 }
