@@ -11,12 +11,21 @@ use simclr::pjrt::{ArrayShape, ElementType, HostArray};
 fn round_trip(array: &HostArray) {
     let c = client();
     for device in [c.devices().first().unwrap(), c.devices().last().unwrap()] {
-        let buffer = c.buffer_from_host(array, device).unwrap_or_else(|e| panic!("{} upload: {e}", array.shape()));
+        let buffer = c
+            .buffer_from_host(array, device)
+            .unwrap_or_else(|e| panic!("{} upload: {e}", array.shape()));
         assert_eq!(buffer.shape(), &array.shape());
-        let back = buffer.to_host().unwrap_or_else(|e| panic!("{} download: {e}", array.shape()));
+        let back = buffer
+            .to_host()
+            .unwrap_or_else(|e| panic!("{} download: {e}", array.shape()));
         assert_eq!(back.element_type, array.element_type);
         assert_eq!(back.dims, array.dims);
-        assert_eq!(back.bytes, array.bytes, "{} on {device} changed bits", array.shape());
+        assert_eq!(
+            back.bytes,
+            array.bytes,
+            "{} on {device} changed bits",
+            array.shape()
+        );
     }
 }
 
@@ -35,13 +44,29 @@ fn f32_round_trips_bit_exactly() {
     ];
     let a = HostArray::from_f32(&[3, 3], &v).unwrap();
     round_trip(&a);
-    let back = client().buffer_from_host(&a, &client().devices()[0]).unwrap().to_host().unwrap().to_f32().unwrap();
-    assert_eq!(back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    let back = client()
+        .buffer_from_host(&a, &client().devices()[0])
+        .unwrap()
+        .to_host()
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    assert_eq!(
+        back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn f64_round_trips_bit_exactly() {
-    let v = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::from_bits(0x7ff8_0000_dead_beef), f64::MIN_POSITIVE / 4.0];
+    let v = [
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::from_bits(0x7ff8_0000_dead_beef),
+        f64::MIN_POSITIVE / 4.0,
+    ];
     round_trip(&HostArray::from_f64(&[2, 3], &v).unwrap());
 }
 
@@ -57,17 +82,27 @@ fn integer_types_round_trip() {
 fn pred_round_trips() {
     let a = HostArray::from_pred(&[4], &[true, false, false, true]).unwrap();
     round_trip(&a);
-    let back = client().buffer_from_host(&a, &client().devices()[1]).unwrap().to_host().unwrap();
+    let back = client()
+        .buffer_from_host(&a, &client().devices()[1])
+        .unwrap()
+        .to_host()
+        .unwrap();
     assert_eq!(back.to_pred().unwrap(), vec![true, false, false, true]);
 }
 
 #[test]
 fn bf16_round_trips_as_raw_bits() {
-    let bits = [0x3f80u16, 0x8000, 0x7f80, 0xff80, 0x7fc1, 0xffff, 0x0001, 0xc020];
+    let bits = [
+        0x3f80u16, 0x8000, 0x7f80, 0xff80, 0x7fc1, 0xffff, 0x0001, 0xc020,
+    ];
     let a = HostArray::from_bf16_bits(&[2, 4], &bits).unwrap();
     assert_eq!(a.element_type, ElementType::Bf16);
     round_trip(&a);
-    let back = client().buffer_from_host(&a, &client().devices()[2]).unwrap().to_host().unwrap();
+    let back = client()
+        .buffer_from_host(&a, &client().devices()[2])
+        .unwrap()
+        .to_host()
+        .unwrap();
     assert_eq!(back.to_bf16_bits().unwrap(), bits);
     assert_eq!(back.bf16_to_f32().unwrap()[7], -2.5);
 }

@@ -12,7 +12,9 @@ use simclr::proto::{HloInstructionProto, PrimitiveType::F32, ReplicaGroup};
 const R: usize = 4;
 
 fn all_replicas() -> Vec<ReplicaGroup> {
-    vec![ReplicaGroup { replica_ids: (0..R as i64).collect() }]
+    vec![ReplicaGroup {
+        replica_ids: (0..R as i64).collect(),
+    }]
 }
 
 #[test]
@@ -34,8 +36,13 @@ fn all_reduce_sum_gives_the_total_on_every_replica() {
     );
     let module = b.module("all_reduce", e, r);
     let c = client();
-    let exe = c.compile(&module, &CompileOptions::new(R)).expect("compile");
-    assert_eq!(exe.devices().iter().map(|d| d.id).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    let exe = c
+        .compile(&module, &CompileOptions::new(R))
+        .expect("compile");
+    assert_eq!(
+        exe.devices().iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
     // Replica d holds [1, 2, 3] + 100 d.
     let args: Vec<Vec<HostArray>> = (0..R)
         .map(|d| {
@@ -46,7 +53,11 @@ fn all_reduce_sum_gives_the_total_on_every_replica() {
     let out = exe.execute_host(&args, c).expect("execute");
     assert_eq!(out.len(), R);
     for (replica, outputs) in out.iter().enumerate() {
-        assert_eq!(outputs[0].to_f32().unwrap(), vec![604.0, 608.0, 612.0], "replica {replica}");
+        assert_eq!(
+            outputs[0].to_f32().unwrap(),
+            vec![604.0, 608.0, 612.0],
+            "replica {replica}"
+        );
     }
 }
 
@@ -68,9 +79,13 @@ fn all_gather_concatenates_in_replica_order_on_every_replica() {
     );
     let module = b.module("all_gather", e, g);
     let c = client();
-    let exe = c.compile(&module, &CompileOptions::new(R)).expect("compile");
+    let exe = c
+        .compile(&module, &CompileOptions::new(R))
+        .expect("compile");
     let rows = |d: usize| -> Vec<f32> { (0..6).map(|i| (10 * d + i) as f32).collect() };
-    let args: Vec<Vec<HostArray>> = (0..R).map(|d| vec![HostArray::from_f32(&[2, 3], &rows(d)).unwrap()]).collect();
+    let args: Vec<Vec<HostArray>> = (0..R)
+        .map(|d| vec![HostArray::from_f32(&[2, 3], &rows(d)).unwrap()])
+        .collect();
     let out = exe.execute_host(&args, c).expect("execute");
     let expected: Vec<f32> = (0..R).flat_map(rows).collect();
     for (replica, outputs) in out.iter().enumerate() {

@@ -20,44 +20,72 @@ fn add_mul_module() -> HloModuleProto {
     let y = b.param(&mut e, 1, shape(F32, &[2, 3]));
     let s = b.op(&mut e, "add", shape(F32, &[2, 3]), &[x, y]);
     let m = b.op(&mut e, "multiply", shape(F32, &[2, 3]), &[s, x]);
-    let t = b.op(&mut e, "tuple", tuple_shape(vec![shape(F32, &[2, 3]), shape(F32, &[2, 3])]), &[s, m]);
+    let t = b.op(
+        &mut e,
+        "tuple",
+        tuple_shape(vec![shape(F32, &[2, 3]), shape(F32, &[2, 3])]),
+        &[s, m],
+    );
     b.module("add_mul", e, t)
 }
 
 #[test]
 fn hand_built_module_gives_exact_results_and_flattens_the_root_tuple() {
     let c = client();
-    let exe = c.compile(&add_mul_module(), &CompileOptions::new(1)).expect("compile");
+    let exe = c
+        .compile(&add_mul_module(), &CompileOptions::new(1))
+        .expect("compile");
     assert_eq!(exe.num_replicas(), 1);
     assert_eq!(exe.num_outputs(), 2);
     assert_eq!(exe.devices()[0].id, 0);
-    assert_eq!(exe.parameters(), vec![ArrayShape::new(ElementType::F32, vec![2, 3]); 2].as_slice());
+    assert_eq!(
+        exe.parameters(),
+        vec![ArrayShape::new(ElementType::F32, vec![2, 3]); 2].as_slice()
+    );
     let x = HostArray::from_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 0.5]).unwrap();
     let y = HostArray::from_f32(&[2, 3], &[10.0, 20.0, 30.0, 40.0, 50.0, 0.25]).unwrap();
     let out = exe.execute_host(&[vec![x, y]], c).expect("execute");
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].len(), 2);
     assert_eq!(out[0][0].dims, vec![2, 3]);
-    assert_eq!(out[0][0].to_f32().unwrap(), vec![11.0, 22.0, 33.0, 44.0, 55.0, 0.75]);
-    assert_eq!(out[0][1].to_f32().unwrap(), vec![11.0, 44.0, 99.0, 176.0, 275.0, 0.375]);
+    assert_eq!(
+        out[0][0].to_f32().unwrap(),
+        vec![11.0, 22.0, 33.0, 44.0, 55.0, 0.75]
+    );
+    assert_eq!(
+        out[0][1].to_f32().unwrap(),
+        vec![11.0, 44.0, 99.0, 176.0, 275.0, 0.375]
+    );
 }
 
 #[test]
 fn device_buffers_can_be_reused_across_executions() {
     let c = client();
-    let exe = c.compile(&add_mul_module(), &CompileOptions::new(1)).unwrap();
+    let exe = c
+        .compile(&add_mul_module(), &CompileOptions::new(1))
+        .unwrap();
     let d0 = &exe.devices()[0];
-    let x = c.buffer_from_host(&HostArray::from_f32(&[2, 3], &[1.0; 6]).unwrap(), d0).unwrap();
-    let y = c.buffer_from_host(&HostArray::from_f32(&[2, 3], &[2.0; 6]).unwrap(), d0).unwrap();
+    let x = c
+        .buffer_from_host(&HostArray::from_f32(&[2, 3], &[1.0; 6]).unwrap(), d0)
+        .unwrap();
+    let y = c
+        .buffer_from_host(&HostArray::from_f32(&[2, 3], &[2.0; 6]).unwrap(), d0)
+        .unwrap();
     for _ in 0..3 {
         let out = exe.execute(&[vec![&x, &y]]).unwrap();
-        assert_eq!(out[0][1].shape(), &ArrayShape::new(ElementType::F32, vec![2, 3]));
+        assert_eq!(
+            out[0][1].shape(),
+            &ArrayShape::new(ElementType::F32, vec![2, 3])
+        );
         assert_eq!(out[0][1].to_host().unwrap().to_f32().unwrap(), vec![3.0; 6]);
     }
     // Outputs feed the next execution.
     let out = exe.execute(&[vec![&x, &y]]).unwrap();
     let again = exe.execute(&[vec![&out[0][0], &out[0][1]]]).unwrap();
-    assert_eq!(again[0][0].to_host().unwrap().to_f32().unwrap(), vec![6.0; 6]);
+    assert_eq!(
+        again[0][0].to_host().unwrap().to_f32().unwrap(),
+        vec![6.0; 6]
+    );
 }
 
 /// `p0 + p1` over f32[4] with parameter 0 aliased to the output.
@@ -83,24 +111,46 @@ fn donating_module() -> HloModuleProto {
 #[test]
 fn donated_parameter_is_consumed_and_reading_it_is_a_clean_error() {
     let c = client();
-    let exe = c.compile(&donating_module(), &CompileOptions::new(1)).unwrap();
+    let exe = c
+        .compile(&donating_module(), &CompileOptions::new(1))
+        .unwrap();
     assert_eq!(exe.donated_parameters(), &[true, false]);
     let d0 = &exe.devices()[0];
-    let x = c.buffer_from_host(&HostArray::from_f32(&[4], &[1.0, 2.0, 3.0, 4.0]).unwrap(), d0).unwrap();
-    let y = c.buffer_from_host(&HostArray::from_f32(&[4], &[0.5; 4]).unwrap(), d0).unwrap();
+    let x = c
+        .buffer_from_host(
+            &HostArray::from_f32(&[4], &[1.0, 2.0, 3.0, 4.0]).unwrap(),
+            d0,
+        )
+        .unwrap();
+    let y = c
+        .buffer_from_host(&HostArray::from_f32(&[4], &[0.5; 4]).unwrap(), d0)
+        .unwrap();
     let out = exe.execute(&[vec![&x, &y]]).unwrap();
-    assert_eq!(out[0][0].to_host().unwrap().to_f32().unwrap(), vec![1.5, 2.5, 3.5, 4.5]);
+    assert_eq!(
+        out[0][0].to_host().unwrap().to_f32().unwrap(),
+        vec![1.5, 2.5, 3.5, 4.5]
+    );
     assert!(x.is_deleted().unwrap(), "the donated input must be deleted");
     assert!(!y.is_deleted().unwrap());
     match x.to_host() {
-        Err(Error::Pjrt { code: ErrorCode::InvalidArgument, message, .. }) => {
-            assert!(message.contains("donated") || message.contains("deleted"), "{message}")
+        Err(Error::Pjrt {
+            code: ErrorCode::InvalidArgument,
+            message,
+            ..
+        }) => {
+            assert!(
+                message.contains("donated") || message.contains("deleted"),
+                "{message}"
+            )
         }
         other => panic!("reading a donated buffer gave {other:?}"),
     }
     // Passing it again is caught before the plugin sees it.
     let err = exe.execute(&[vec![&x, &y]]).unwrap_err().to_string();
-    assert!(err.contains("replica 0, argument 0") && err.contains("donated"), "{err}");
+    assert!(
+        err.contains("replica 0, argument 0") && err.contains("donated"),
+        "{err}"
+    );
     let stats = exe.memory_stats().unwrap();
     assert_eq!(stats.alias_size_in_bytes, 16, "{stats:?}");
     // `x` is dropped here: destroyed exactly once although donated.
@@ -133,13 +183,19 @@ fn dot_tanh_module() -> HloModuleProto {
 #[test]
 fn optimized_hlo_cost_analysis_and_memory_stats_are_read() {
     let c = client();
-    let exe = c.compile(&dot_tanh_module(), &CompileOptions::new(1)).unwrap();
+    let exe = c
+        .compile(&dot_tanh_module(), &CompileOptions::new(1))
+        .unwrap();
     assert_eq!(exe.num_outputs(), 1, "a non-tuple root is one output");
 
     let optimized = exe.optimized_program().expect("optimized program");
     let module = optimized.hlo_module.expect("hlo_module");
     assert!(!module.computations.is_empty());
-    assert!(module.computations.iter().flat_map(|c| &c.instructions).any(|i| i.opcode == "dot" || i.opcode == "fusion"));
+    assert!(module
+        .computations
+        .iter()
+        .flat_map(|c| &c.instructions)
+        .any(|i| i.opcode == "dot" || i.opcode == "fusion"));
 
     let cost = exe.cost_analysis().expect("cost analysis");
     let get = |n: &str| cost.iter().find(|v| v.name == n).and_then(|v| v.as_f64());
@@ -150,7 +206,10 @@ fn optimized_hlo_cost_analysis_and_memory_stats_are_read() {
     assert_eq!(stats.argument_size_in_bytes, (64 * 128 + 128 * 32) * 4);
     assert_eq!(stats.output_size_in_bytes, 64 * 32 * 4);
 
-    assert_eq!(exe.output_shapes().unwrap(), vec![ArrayShape::new(ElementType::F32, vec![64, 32])]);
+    assert_eq!(
+        exe.output_shapes().unwrap(),
+        vec![ArrayShape::new(ElementType::F32, vec![64, 32])]
+    );
     assert!(!exe.fingerprint().unwrap().is_empty());
     assert_eq!(exe.name(), "dot_tanh");
 }
@@ -161,11 +220,19 @@ fn compiler_options_reach_the_compiler() {
     let opts = CompileOptions::new(1)
         .with_override("xla_cpu_enable_fast_math", false)
         .with_override("xla_backend_optimization_level", 3i64)
-        .with_override("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE");
-    let exe = c.compile(&add_mul_module(), &opts).expect("compile with overrides");
+        .with_override(
+            "xla_cpu_experimental_ynn_fusion_type",
+            "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+        );
+    let exe = c
+        .compile(&add_mul_module(), &opts)
+        .expect("compile with overrides");
     assert_eq!(exe.num_outputs(), 2);
     let err = c
-        .compile(&add_mul_module(), &CompileOptions::new(1).with_override("xla_no_such_option", true))
+        .compile(
+            &add_mul_module(),
+            &CompileOptions::new(1).with_override("xla_no_such_option", true),
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("No such compile option"), "{err}");

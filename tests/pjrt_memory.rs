@@ -30,7 +30,12 @@ fn thousand_executions_with_fresh_buffers_keep_resident_memory_flat() {
     let y = b.param(&mut e, 1, s.clone());
     let sum = b.op(&mut e, "add", s.clone(), &[x, y]);
     let prod = b.op(&mut e, "multiply", s.clone(), &[x, y]);
-    let t = b.op(&mut e, "tuple", tuple_shape(vec![s.clone(), s]), &[sum, prod]);
+    let t = b.op(
+        &mut e,
+        "tuple",
+        tuple_shape(vec![s.clone(), s]),
+        &[sum, prod],
+    );
     let module = b.module("flat_memory", e, t);
     let exe = client().compile(&module, &CompileOptions::new(1)).unwrap();
     let n = (ROWS * COLS) as usize;

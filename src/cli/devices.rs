@@ -95,14 +95,22 @@ pub fn run(args: &DevicesArgs, out: &mut impl Write) -> anyhow::Result<()> {
         return Ok(());
     }
     writeln!(out, "plugin:           {}", r.plugin.display())?;
-    writeln!(out, "platform:         {} {}", r.platform_name, r.platform_version)?;
+    writeln!(
+        out,
+        "platform:         {} {}",
+        r.platform_name, r.platform_version
+    )?;
     writeln!(out, "PJRT C API:       {}", r.pjrt_api_version)?;
     for a in &r.attributes {
         writeln!(out, "attribute:        {} = {}", a.name, a.value)?;
     }
     writeln!(out, "devices:          {}", r.devices.len())?;
     for d in &r.devices {
-        writeln!(out, "  {:>3}  {:<8} process {}  {}", d.id, d.kind, d.process_index, d.description)?;
+        writeln!(
+            out,
+            "  {:>3}  {:<8} process {}  {}",
+            d.id, d.kind, d.process_index, d.description
+        )?;
     }
     Ok(())
 }

@@ -54,7 +54,12 @@ impl Buffer {
                 message: "returned no buffer".into(),
             });
         }
-        Ok(Buffer { client: client.clone(), raw, shape, device })
+        Ok(Buffer {
+            client: client.clone(),
+            raw,
+            shape,
+            device,
+        })
     }
 
     /// Takes ownership of `raw` (non-NULL) and asks the plugin for its
@@ -62,13 +67,21 @@ impl Buffer {
     /// even when a query fails.
     pub(crate) fn from_raw_query(client: &Arc<ClientInner>, raw: *mut RawBuffer) -> Result<Buffer> {
         let placeholder = ArrayShape::new(ElementType::U8, Vec::new());
-        let mut buffer = Buffer { client: client.clone(), raw, shape: placeholder, device: std::ptr::null_mut() };
+        let mut buffer = Buffer {
+            client: client.clone(),
+            raw,
+            shape: placeholder,
+            device: std::ptr::null_mut(),
+        };
         let plugin = &client.plugin;
         let mut t = ffi::BufferElementTypeArgs::new();
         t.buffer = raw;
         plugin.call(slot::BUFFER_ELEMENT_TYPE, &mut t)?;
         let element_type = ElementType::from_pjrt(t.buffer_type).ok_or_else(|| {
-            Error::InvalidArgument(format!("buffer has PJRT element type {}, which simclr does not handle", t.buffer_type))
+            Error::InvalidArgument(format!(
+                "buffer has PJRT element type {}, which simclr does not handle",
+                t.buffer_type
+            ))
         })?;
         let mut d = ffi::BufferDimensionsArgs::new();
         d.buffer = raw;
@@ -121,10 +134,9 @@ impl Buffer {
     /// Errors: [`Error::Pjrt`] (`INVALID_ARGUMENT`) for a donated buffer, or
     /// any transfer error of the plugin.
     pub fn to_host(&self) -> Result<HostArray> {
-        let size = self
-            .shape
-            .byte_size()
-            .ok_or_else(|| Error::InvalidArgument(format!("buffer shape {} has no byte size", self.shape)))?;
+        let size = self.shape.byte_size().ok_or_else(|| {
+            Error::InvalidArgument(format!("buffer shape {} has no byte size", self.shape))
+        })?;
         let plugin = &self.client.plugin;
         // First call: the plugin's size for the dense default layout.
         let mut q = ffi::BufferToHostArgs::new();

@@ -38,7 +38,10 @@ impl ClientOptions {
     /// Defaults, with GPU options taken from the `XLA_PYTHON_CLIENT_*`
     /// environment variables.
     pub fn from_env() -> Self {
-        Self { cpu_device_count: None, gpu: gpu::GpuOptions::from_env() }
+        Self {
+            cpu_device_count: None,
+            gpu: gpu::GpuOptions::from_env(),
+        }
     }
 
     /// The typed create options for a plugin of `kind`.
@@ -47,8 +50,9 @@ impl ClientOptions {
         match kind {
             PluginKind::Cpu => {
                 if let Some(n) = self.cpu_device_count {
-                    let n = i64::try_from(n)
-                        .map_err(|_| Error::InvalidArgument(format!("cpu_device_count {n} is too large")))?;
+                    let n = i64::try_from(n).map_err(|_| {
+                        Error::InvalidArgument(format!("cpu_device_count {n} is too large"))
+                    })?;
                     out.push(NamedValue::new("cpu_device_count", Value::Int64(n)));
                 }
             }
@@ -109,7 +113,11 @@ impl Client {
         let values = options.named_values(plugin.kind())?;
         let raw_values: Vec<ffi::RawNamedValue> = values.iter().map(NamedValue::to_raw).collect();
         let mut args = ffi::ClientCreateArgs::new();
-        args.create_options = if raw_values.is_empty() { std::ptr::null() } else { raw_values.as_ptr() };
+        args.create_options = if raw_values.is_empty() {
+            std::ptr::null()
+        } else {
+            raw_values.as_ptr()
+        };
         args.num_options = raw_values.len();
         plugin.call(slot::CLIENT_CREATE, &mut args)?;
         drop(raw_values);
@@ -120,12 +128,19 @@ impl Client {
                 message: "returned no client".into(),
             });
         }
-        let inner = Arc::new(ClientInner { plugin, raw: args.client });
+        let inner = Arc::new(ClientInner {
+            plugin,
+            raw: args.client,
+        });
         let platform_name = inner.string(slot::CLIENT_PLATFORM_NAME)?;
-        let platform_version = inner.string(slot::CLIENT_PLATFORM_VERSION).unwrap_or_default();
+        let platform_version = inner
+            .string(slot::CLIENT_PLATFORM_VERSION)
+            .unwrap_or_default();
         let mut d = ffi::ClientDevicesArgs::new();
         d.client = inner.raw;
-        inner.plugin.call(slot::CLIENT_ADDRESSABLE_DEVICES, &mut d)?;
+        inner
+            .plugin
+            .call(slot::CLIENT_ADDRESSABLE_DEVICES, &mut d)?;
         let raws: Vec<*mut RawDevice> = if d.devices.is_null() || d.num_devices == 0 {
             Vec::new()
         } else {
@@ -133,8 +148,16 @@ impl Client {
             // by the client, which is alive.
             unsafe { std::slice::from_raw_parts(d.devices, d.num_devices) }.to_vec()
         };
-        let devices = raws.into_iter().map(|r| Device::describe(&inner.plugin, r)).collect::<Result<Vec<_>>>()?;
-        Ok(Client { inner, platform_name, platform_version, devices })
+        let devices = raws
+            .into_iter()
+            .map(|r| Device::describe(&inner.plugin, r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Client {
+            inner,
+            platform_name,
+            platform_version,
+            devices,
+        })
     }
 
     /// The plugin this client runs on.
@@ -160,7 +183,10 @@ impl Client {
     /// The addressable device with global id `id`.
     pub fn device(&self, id: i32) -> Result<&Device> {
         self.devices.iter().find(|d| d.id == id).ok_or_else(|| {
-            Error::InvalidArgument(format!("no addressable device with id {id} (the client has {})", self.devices.len()))
+            Error::InvalidArgument(format!(
+                "no addressable device with id {id} (the client has {})",
+                self.devices.len()
+            ))
         })
     }
 
@@ -170,7 +196,11 @@ impl Client {
     /// Errors: [`Error::InvalidArgument`] for what the plugin would crash on
     /// (see `compile.rs`) or more replicas than devices; [`Error::Pjrt`] with
     /// the compiler's message otherwise.
-    pub fn compile(&self, module: &HloModuleProto, options: &CompileOptions) -> Result<LoadedExecutable> {
+    pub fn compile(
+        &self,
+        module: &HloModuleProto,
+        options: &CompileOptions,
+    ) -> Result<LoadedExecutable> {
         let signature = check_module(module)?;
         if options.num_replicas > self.devices.len() {
             return Err(Error::InvalidArgument(format!(
@@ -206,7 +236,9 @@ impl Client {
     /// Errors: a device of another client, a malformed array, or the plugin's error.
     pub fn buffer_from_host(&self, array: &HostArray, device: &Device) -> Result<Buffer> {
         if !self.devices.iter().any(|d| d == device) {
-            return Err(Error::InvalidArgument(format!("{device} is not a device of this client")));
+            return Err(Error::InvalidArgument(format!(
+                "{device} is not a device of this client"
+            )));
         }
         let shape = array.shape();
         if shape.byte_size() != Some(array.bytes.len()) {
@@ -218,7 +250,11 @@ impl Client {
         }
         // A non-NULL pointer even for zero-sized arrays.
         static EMPTY: [u8; 8] = [0; 8];
-        let data: *const u8 = if array.bytes.is_empty() { EMPTY.as_ptr() } else { array.bytes.as_ptr() };
+        let data: *const u8 = if array.bytes.is_empty() {
+            EMPTY.as_ptr()
+        } else {
+            array.bytes.as_ptr()
+        };
         let mut args = ffi::BufferFromHostArgs::new();
         args.client = self.inner.raw;
         args.data = data.cast();
@@ -227,7 +263,9 @@ impl Client {
         args.num_dims = array.dims.len();
         args.host_buffer_semantics = ffi::HOST_BUFFER_IMMUTABLE_ONLY_DURING_CALL;
         args.device = device.raw;
-        self.inner.plugin.call(slot::CLIENT_BUFFER_FROM_HOST_BUFFER, &mut args)?;
+        self.inner
+            .plugin
+            .call(slot::CLIENT_BUFFER_FROM_HOST_BUFFER, &mut args)?;
         // Own the buffer first, so it is destroyed even if the event fails.
         let buffer = Buffer::from_raw_known(&self.inner, args.buffer, shape, device.raw)?;
         event::wait_raw(&self.inner.plugin, args.done_with_host_buffer)?;

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use prost::Message;
 
 use crate::proto::{
-    option_override_proto, CompileOptionsProto, ExecutableBuildOptionsProto, HloModuleProto, OptionOverrideProto,
+    option_override_proto, CompileOptionsProto, ExecutableBuildOptionsProto, HloModuleProto,
+    OptionOverrideProto,
 };
 
 use super::element_type::ArrayShape;
@@ -76,7 +77,10 @@ impl Default for CompileOptions {
 impl CompileOptions {
     /// Options for `num_replicas` replicas and no overrides.
     pub fn new(num_replicas: usize) -> Self {
-        Self { num_replicas, env_option_overrides: BTreeMap::new() }
+        Self {
+            num_replicas,
+            env_option_overrides: BTreeMap::new(),
+        }
     }
 
     /// Adds (or replaces) a compiler option.
@@ -89,10 +93,13 @@ impl CompileOptions {
     /// `device_ordinal = -1` always set. Errors when R is 0 or too large.
     pub fn to_proto(&self) -> Result<CompileOptionsProto> {
         if self.num_replicas == 0 {
-            return Err(Error::InvalidArgument("num_replicas must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "num_replicas must be at least 1".into(),
+            ));
         }
-        let num_replicas = i64::try_from(self.num_replicas)
-            .map_err(|_| Error::InvalidArgument(format!("num_replicas {} is too large", self.num_replicas)))?;
+        let num_replicas = i64::try_from(self.num_replicas).map_err(|_| {
+            Error::InvalidArgument(format!("num_replicas {} is too large", self.num_replicas))
+        })?;
         let env_option_overrides = self
             .env_option_overrides
             .iter()
@@ -143,7 +150,12 @@ const MAX_ID: i64 = 1 << 31;
 /// signature. Errors: missing `host_program_shape`, a non-array parameter,
 /// an id outside `0..2^31`, an alias naming a parameter that does not exist.
 pub fn check_module(module: &HloModuleProto) -> Result<ModuleSignature> {
-    let bad = |m: String| Err(Error::InvalidArgument(format!("module '{}': {m}", module.name)));
+    let bad = |m: String| {
+        Err(Error::InvalidArgument(format!(
+            "module '{}': {m}",
+            module.name
+        )))
+    };
     let Some(program_shape) = &module.host_program_shape else {
         return bad("host_program_shape is missing".into());
     };
@@ -158,7 +170,10 @@ pub fn check_module(module: &HloModuleProto) -> Result<ModuleSignature> {
         if (0..MAX_ID).contains(&id) {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(format!("module '{}': {what} id {id} is outside 0..2^31", module.name)))
+            Err(Error::InvalidArgument(format!(
+                "module '{}': {what} id {id} is outside 0..2^31",
+                module.name
+            )))
         }
     };
     check_id("entry computation", module.entry_computation_id)?;
@@ -168,7 +183,12 @@ pub fn check_module(module: &HloModuleProto) -> Result<ModuleSignature> {
         for inst in &c.instructions {
             let what = format!("instruction '{}'", inst.name);
             check_id(&what, inst.id)?;
-            for &id in inst.operand_ids.iter().chain(&inst.called_computation_ids).chain(&inst.control_predecessor_ids) {
+            for &id in inst
+                .operand_ids
+                .iter()
+                .chain(&inst.called_computation_ids)
+                .chain(&inst.control_predecessor_ids)
+            {
                 check_id(&format!("reference of {what}"), id)?;
             }
         }
@@ -178,14 +198,28 @@ pub fn check_module(module: &HloModuleProto) -> Result<ModuleSignature> {
         .input_output_alias
         .iter()
         .flat_map(|a| a.entries.iter().map(|e| e.parameter_number))
-        .chain(module.buffer_donor.iter().flat_map(|d| d.entries.iter().map(|e| e.parameter_number)));
+        .chain(
+            module
+                .buffer_donor
+                .iter()
+                .flat_map(|d| d.entries.iter().map(|e| e.parameter_number)),
+        );
     for p in alias_params {
         match usize::try_from(p).ok().and_then(|i| donated.get_mut(i)) {
             Some(d) => *d = true,
-            None => return bad(format!("donation names parameter {p}, but there are {} parameters", parameters.len())),
+            None => {
+                return bad(format!(
+                    "donation names parameter {p}, but there are {} parameters",
+                    parameters.len()
+                ))
+            }
         }
     }
-    Ok(ModuleSignature { name: module.name.clone(), parameters, donated })
+    Ok(ModuleSignature {
+        name: module.name.clone(),
+        parameters,
+        donated,
+    })
 }
 
 #[cfg(test)]
@@ -197,7 +231,10 @@ mod tests {
         let bytes = CompileOptions::new(4).encode().unwrap();
         let p = CompileOptionsProto::decode(bytes.as_slice()).unwrap();
         let b = p.executable_build_options.unwrap();
-        assert_eq!((b.num_replicas, b.num_partitions, b.device_ordinal), (4, 1, -1));
+        assert_eq!(
+            (b.num_replicas, b.num_partitions, b.device_ordinal),
+            (4, 1, -1)
+        );
         assert!(CompileOptions::new(0).encode().is_err());
     }
 
@@ -213,20 +250,32 @@ mod tests {
         use option_override_proto::Value as V;
         assert_eq!(p.env_option_overrides["a"].value, Some(V::BoolField(true)));
         assert_eq!(p.env_option_overrides["b"].value, Some(V::IntField(3)));
-        assert_eq!(p.env_option_overrides["c"].value, Some(V::StringField("X".into())));
+        assert_eq!(
+            p.env_option_overrides["c"].value,
+            Some(V::StringField("X".into()))
+        );
         assert_eq!(p.env_option_overrides["d"].value, Some(V::DoubleField(0.5)));
     }
 
     #[test]
     fn module_without_program_shape_or_with_huge_ids_is_rejected() {
-        let m = HloModuleProto { name: "m".into(), ..Default::default() };
-        assert!(check_module(&m).unwrap_err().to_string().contains("host_program_shape"));
+        let m = HloModuleProto {
+            name: "m".into(),
+            ..Default::default()
+        };
+        assert!(check_module(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("host_program_shape"));
         let m = HloModuleProto {
             name: "m".into(),
             host_program_shape: Some(Default::default()),
             entry_computation_id: 1 << 31,
             ..Default::default()
         };
-        assert!(check_module(&m).unwrap_err().to_string().contains("outside 0..2^31"));
+        assert!(check_module(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("outside 0..2^31"));
     }
 }

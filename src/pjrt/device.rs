@@ -68,7 +68,8 @@ impl Device {
             id,
             process_index: int(slot::DEVICE_DESCRIPTION_PROCESS_INDEX).unwrap_or(0),
             kind: string(slot::DEVICE_DESCRIPTION_KIND).unwrap_or_default(),
-            description: string(slot::DEVICE_DESCRIPTION_TO_STRING).unwrap_or_else(|_| format!("Device(id={id})")),
+            description: string(slot::DEVICE_DESCRIPTION_TO_STRING)
+                .unwrap_or_else(|_| format!("Device(id={id})")),
             debug_string: string(slot::DEVICE_DESCRIPTION_DEBUG_STRING).unwrap_or_default(),
         })
     }

@@ -63,14 +63,22 @@ impl SearchInputs {
             home: var("HOME"),
             site_packages: python_site_packages(),
             want_tpu,
-            tpu_library_path: if want_tpu { var("TPU_LIBRARY_PATH") } else { None },
+            tpu_library_path: if want_tpu {
+                var("TPU_LIBRARY_PATH")
+            } else {
+                None
+            },
         }
     }
 }
 
 /// `${SIMCLR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/simclr}`; `None`
 /// when none of the three is set.
-pub fn cache_dir(simclr_cache_dir: Option<&OsString>, xdg_cache_home: Option<&OsString>, home: Option<&OsString>) -> Option<PathBuf> {
+pub fn cache_dir(
+    simclr_cache_dir: Option<&OsString>,
+    xdg_cache_home: Option<&OsString>,
+    home: Option<&OsString>,
+) -> Option<PathBuf> {
     if let Some(d) = simclr_cache_dir {
         return Some(PathBuf::from(d));
     }
@@ -94,32 +102,52 @@ pub struct Candidate {
 /// plugin). libtpu appears only when `want_tpu`.
 pub fn candidates(inputs: &SearchInputs) -> Vec<Candidate> {
     if let Some(p) = &inputs.explicit {
-        return vec![Candidate { path: p.clone(), source: "--pjrt_plugin" }];
+        return vec![Candidate {
+            path: p.clone(),
+            source: "--pjrt_plugin",
+        }];
     }
     if let Some(p) = &inputs.env_plugin_path {
-        return vec![Candidate { path: PathBuf::from(p), source: "PJRT_PLUGIN_PATH" }];
+        return vec![Candidate {
+            path: PathBuf::from(p),
+            source: "PJRT_PLUGIN_PATH",
+        }];
     }
     let mut out = Vec::new();
     if inputs.want_tpu {
         if let Some(p) = &inputs.tpu_library_path {
-            out.push(Candidate { path: PathBuf::from(p), source: "TPU_LIBRARY_PATH" });
+            out.push(Candidate {
+                path: PathBuf::from(p),
+                source: "TPU_LIBRARY_PATH",
+            });
         }
         for sp in &inputs.site_packages {
-            out.push(Candidate { path: sp.join(SITE_PACKAGES_TPU), source: "python3 site-packages" });
+            out.push(Candidate {
+                path: sp.join(SITE_PACKAGES_TPU),
+                source: "python3 site-packages",
+            });
         }
         return out;
     }
-    if let Some(cache) =
-        cache_dir(inputs.simclr_cache_dir.as_ref(), inputs.xdg_cache_home.as_ref(), inputs.home.as_ref())
-    {
+    if let Some(cache) = cache_dir(
+        inputs.simclr_cache_dir.as_ref(),
+        inputs.xdg_cache_home.as_ref(),
+        inputs.home.as_ref(),
+    ) {
         out.push(Candidate {
-            path: cache.join("plugins").join(CPU_PLUGIN_DIR).join(CPU_PLUGIN_FILE),
+            path: cache
+                .join("plugins")
+                .join(CPU_PLUGIN_DIR)
+                .join(CPU_PLUGIN_FILE),
             source: "simclr cache (tools/setup)",
         });
     }
     for sp in &inputs.site_packages {
         for rel in SITE_PACKAGES_PLUGINS {
-            out.push(Candidate { path: sp.join(rel), source: "python3 site-packages" });
+            out.push(Candidate {
+                path: sp.join(rel),
+                source: "python3 site-packages",
+            });
         }
     }
     out
@@ -134,17 +162,25 @@ pub fn find_plugin(inputs: &SearchInputs) -> Result<PathBuf> {
     if let Some(c) = all.iter().find(|c| c.path.is_file()) {
         return Ok(c.path.clone());
     }
-    let mut tried: Vec<String> =
-        all.iter().map(|c| format!("{} ({}): not found", c.path.display(), c.source)).collect();
+    let mut tried: Vec<String> = all
+        .iter()
+        .map(|c| format!("{} ({}): not found", c.path.display(), c.source))
+        .collect();
     if inputs.explicit.is_none() && inputs.env_plugin_path.is_none() {
         if inputs.site_packages.is_empty() {
             tried.push("python3 site-packages: none found (is python3 installed?)".into());
         }
         if !inputs.want_tpu
-            && cache_dir(inputs.simclr_cache_dir.as_ref(), inputs.xdg_cache_home.as_ref(), inputs.home.as_ref())
-                .is_none()
+            && cache_dir(
+                inputs.simclr_cache_dir.as_ref(),
+                inputs.xdg_cache_home.as_ref(),
+                inputs.home.as_ref(),
+            )
+            .is_none()
         {
-            tried.push("simclr cache: SIMCLR_CACHE_DIR, XDG_CACHE_HOME and HOME are all unset".into());
+            tried.push(
+                "simclr cache: SIMCLR_CACHE_DIR, XDG_CACHE_HOME and HOME are all unset".into(),
+            );
         }
     }
     Err(Error::PluginNotFound { tried })
@@ -152,7 +188,10 @@ pub fn find_plugin(inputs: &SearchInputs) -> Result<PathBuf> {
 
 /// Discovers a plugin from this process's environment (see the module doc).
 pub fn discover(explicit: Option<&Path>, want_tpu: bool) -> Result<PathBuf> {
-    find_plugin(&SearchInputs::from_env(explicit.map(Path::to_path_buf), want_tpu))
+    find_plugin(&SearchInputs::from_env(
+        explicit.map(Path::to_path_buf),
+        want_tpu,
+    ))
 }
 
 /// The site-packages directories of `python3` (system, user, and any on
@@ -199,9 +238,18 @@ mod tests {
 
     #[test]
     fn cache_dir_follows_the_setup_script() {
-        assert_eq!(cache_dir(os("/c").as_ref(), os("/x").as_ref(), os("/h").as_ref()), Some("/c".into()));
-        assert_eq!(cache_dir(None, os("/x").as_ref(), os("/h").as_ref()), Some("/x/simclr".into()));
-        assert_eq!(cache_dir(None, None, os("/h").as_ref()), Some("/h/.cache/simclr".into()));
+        assert_eq!(
+            cache_dir(os("/c").as_ref(), os("/x").as_ref(), os("/h").as_ref()),
+            Some("/c".into())
+        );
+        assert_eq!(
+            cache_dir(None, os("/x").as_ref(), os("/h").as_ref()),
+            Some("/x/simclr".into())
+        );
+        assert_eq!(
+            cache_dir(None, None, os("/h").as_ref()),
+            Some("/h/.cache/simclr".into())
+        );
         assert_eq!(cache_dir(None, None, None), None);
     }
 
@@ -213,15 +261,28 @@ mod tests {
             home: os("/h"),
             ..Default::default()
         };
-        assert_eq!(candidates(&inputs), vec![Candidate { path: "/a.so".into(), source: "--pjrt_plugin" }]);
-        let inputs = SearchInputs { explicit: None, ..inputs };
+        assert_eq!(
+            candidates(&inputs),
+            vec![Candidate {
+                path: "/a.so".into(),
+                source: "--pjrt_plugin"
+            }]
+        );
+        let inputs = SearchInputs {
+            explicit: None,
+            ..inputs
+        };
         assert_eq!(candidates(&inputs)[0].path, PathBuf::from("/b.so"));
         assert_eq!(candidates(&inputs).len(), 1);
     }
 
     #[test]
     fn order_is_cache_then_site_packages() {
-        let inputs = SearchInputs { home: os("/h"), site_packages: vec!["/sp".into()], ..Default::default() };
+        let inputs = SearchInputs {
+            home: os("/h"),
+            site_packages: vec!["/sp".into()],
+            ..Default::default()
+        };
         let paths: Vec<PathBuf> = candidates(&inputs).into_iter().map(|c| c.path).collect();
         assert_eq!(
             paths,
@@ -242,9 +303,17 @@ mod tests {
             tpu_library_path: os("/t/libtpu.so"),
             ..Default::default()
         };
-        assert!(candidates(&inputs).iter().all(|c| !c.path.to_string_lossy().contains("libtpu")));
-        let tpu = SearchInputs { want_tpu: true, ..inputs };
+        assert!(candidates(&inputs)
+            .iter()
+            .all(|c| !c.path.to_string_lossy().contains("libtpu")));
+        let tpu = SearchInputs {
+            want_tpu: true,
+            ..inputs
+        };
         let paths: Vec<PathBuf> = candidates(&tpu).into_iter().map(|c| c.path).collect();
-        assert_eq!(paths, vec![PathBuf::from("/t/libtpu.so"), "/sp/libtpu/libtpu.so".into()]);
+        assert_eq!(
+            paths,
+            vec![PathBuf::from("/t/libtpu.so"), "/sp/libtpu/libtpu.so".into()]
+        );
     }
 }

@@ -185,29 +185,42 @@ pub struct ArrayShape {
 impl ArrayShape {
     /// A shape.
     pub fn new(element_type: ElementType, dims: impl Into<Vec<i64>>) -> Self {
-        Self { element_type, dims: dims.into() }
+        Self {
+            element_type,
+            dims: dims.into(),
+        }
     }
 
     /// Number of elements (1 for a scalar); `None` on a negative dim or overflow.
     pub fn element_count(&self) -> Option<usize> {
-        self.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+        self.dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
     }
 
     /// Bytes of the dense row-major host array; `None` on a negative dim or overflow.
     pub fn byte_size(&self) -> Option<usize> {
-        self.element_count()?.checked_mul(self.element_type.byte_size())
+        self.element_count()?
+            .checked_mul(self.element_type.byte_size())
     }
 
     /// The shape of an XLA array `ShapeProto` (tuples and tokens are errors).
     pub fn from_proto(shape: &crate::proto::ShapeProto) -> Result<Self> {
-        let ty = PrimitiveType::try_from(shape.element_type).ok().and_then(ElementType::from_primitive);
+        let ty = PrimitiveType::try_from(shape.element_type)
+            .ok()
+            .and_then(ElementType::from_primitive);
         let Some(element_type) = ty else {
             let name = PrimitiveType::try_from(shape.element_type)
                 .map(|t| t.as_str_name().to_string())
                 .unwrap_or_else(|_| format!("element type {}", shape.element_type));
-            return Err(Error::InvalidArgument(format!("{name} is not an array element type simclr supports")));
+            return Err(Error::InvalidArgument(format!(
+                "{name} is not an array element type simclr supports"
+            )));
         };
-        Ok(Self { element_type, dims: shape.dimensions.clone() })
+        Ok(Self {
+            element_type,
+            dims: shape.dimensions.clone(),
+        })
     }
 }
 
@@ -256,9 +269,21 @@ mod tests {
 
     #[test]
     fn shape_prints_like_hlo() {
-        assert_eq!(ArrayShape::new(ElementType::F32, vec![2, 3]).to_string(), "f32[2,3]");
-        assert_eq!(ArrayShape::new(ElementType::Pred, vec![]).to_string(), "pred[]");
-        assert_eq!(ArrayShape::new(ElementType::F32, vec![2, 3]).byte_size(), Some(24));
-        assert_eq!(ArrayShape::new(ElementType::F32, vec![-1]).byte_size(), None);
+        assert_eq!(
+            ArrayShape::new(ElementType::F32, vec![2, 3]).to_string(),
+            "f32[2,3]"
+        );
+        assert_eq!(
+            ArrayShape::new(ElementType::Pred, vec![]).to_string(),
+            "pred[]"
+        );
+        assert_eq!(
+            ArrayShape::new(ElementType::F32, vec![2, 3]).byte_size(),
+            Some(24)
+        );
+        assert_eq!(
+            ArrayShape::new(ElementType::F32, vec![-1]).byte_size(),
+            None
+        );
     }
 }

@@ -16,7 +16,10 @@ pub(crate) struct Event {
 impl Event {
     /// Takes ownership of `raw`; `None` when it is NULL.
     pub(crate) fn from_raw(plugin: &Arc<Plugin>, raw: *mut RawEvent) -> Option<Self> {
-        (!raw.is_null()).then(|| Self { plugin: plugin.clone(), raw })
+        (!raw.is_null()).then(|| Self {
+            plugin: plugin.clone(),
+            raw,
+        })
     }
 
     /// Blocks until the event fires and returns its error, then destroys it.

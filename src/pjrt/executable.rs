@@ -80,7 +80,10 @@ impl Drop for LoadedExecutable {
     fn drop(&mut self) {
         let mut a = ffi::LoadedExecutableDestroyArgs::new();
         a.executable = self.raw;
-        let _ = self.client.plugin.call(slot::LOADED_EXECUTABLE_DESTROY, &mut a);
+        let _ = self
+            .client
+            .plugin
+            .call(slot::LOADED_EXECUTABLE_DESTROY, &mut a);
     }
 }
 
@@ -126,12 +129,16 @@ impl LoadedExecutable {
             let view = exe.view()?;
             let mut n = ffi::ExecutableCountArgs::new();
             n.executable = view.raw;
-            exe.client.plugin.call(slot::EXECUTABLE_NUM_OUTPUTS, &mut n)?;
+            exe.client
+                .plugin
+                .call(slot::EXECUTABLE_NUM_OUTPUTS, &mut n)?;
             n.value
         };
         let mut d = ffi::LoadedExecutableDevicesArgs::new();
         d.executable = raw;
-        exe.client.plugin.call(slot::LOADED_EXECUTABLE_ADDRESSABLE_DEVICES, &mut d)?;
+        exe.client
+            .plugin
+            .call(slot::LOADED_EXECUTABLE_ADDRESSABLE_DEVICES, &mut d)?;
         let raws = if d.devices.is_null() || d.num_devices == 0 {
             Vec::new()
         } else {
@@ -141,10 +148,12 @@ impl LoadedExecutable {
         exe.devices = raws
             .into_iter()
             .map(|r| {
-                client.devices().iter().find(|dev| dev.raw == r).cloned().map_or_else(
-                    || Device::describe(&exe.client.plugin, r),
-                    Ok,
-                )
+                client
+                    .devices()
+                    .iter()
+                    .find(|dev| dev.raw == r)
+                    .cloned()
+                    .map_or_else(|| Device::describe(&exe.client.plugin, r), Ok)
             })
             .collect::<Result<Vec<_>>>()?;
         if exe.devices.len() != num_replicas {
@@ -160,8 +169,13 @@ impl LoadedExecutable {
     fn view(&self) -> Result<ExecutableView<'_>> {
         let mut a = ffi::LoadedExecutableGetExecutableArgs::new();
         a.loaded_executable = self.raw;
-        self.client.plugin.call(slot::LOADED_EXECUTABLE_GET_EXECUTABLE, &mut a)?;
-        Ok(ExecutableView { client: &self.client, raw: a.executable })
+        self.client
+            .plugin
+            .call(slot::LOADED_EXECUTABLE_GET_EXECUTABLE, &mut a)?;
+        Ok(ExecutableView {
+            client: &self.client,
+            raw: a.executable,
+        })
     }
 
     /// Module name.
@@ -258,12 +272,16 @@ impl LoadedExecutable {
         self.check_arguments(args)?;
         let num_devices = self.num_replicas;
         let num_args = self.signature.parameters.len();
-        let arg_ptrs: Vec<Vec<*mut RawBuffer>> =
-            args.iter().map(|l| l.as_ref().iter().map(|b| b.raw).collect()).collect();
+        let arg_ptrs: Vec<Vec<*mut RawBuffer>> = args
+            .iter()
+            .map(|l| l.as_ref().iter().map(|b| b.raw).collect())
+            .collect();
         let arg_lists: Vec<*const *mut RawBuffer> = arg_ptrs.iter().map(|l| l.as_ptr()).collect();
-        let mut out_ptrs: Vec<Vec<*mut RawBuffer>> =
-            (0..num_devices).map(|_| vec![std::ptr::null_mut(); self.num_outputs]).collect();
-        let out_lists: Vec<*mut *mut RawBuffer> = out_ptrs.iter_mut().map(|l| l.as_mut_ptr()).collect();
+        let mut out_ptrs: Vec<Vec<*mut RawBuffer>> = (0..num_devices)
+            .map(|_| vec![std::ptr::null_mut(); self.num_outputs])
+            .collect();
+        let out_lists: Vec<*mut *mut RawBuffer> =
+            out_ptrs.iter_mut().map(|l| l.as_mut_ptr()).collect();
         let mut events: Vec<*mut RawEvent> = vec![std::ptr::null_mut(); num_devices];
 
         let mut options = ffi::ExecuteOptions::new();
@@ -275,15 +293,24 @@ impl LoadedExecutable {
         a.num_args = num_args;
         a.output_lists = out_lists.as_ptr();
         a.device_complete_events = events.as_mut_ptr();
-        let status = self.client.plugin.call(slot::LOADED_EXECUTABLE_EXECUTE, &mut a);
+        let status = self
+            .client
+            .plugin
+            .call(slot::LOADED_EXECUTABLE_EXECUTE, &mut a);
 
         // Own everything the plugin handed out before looking at the status.
         let plugin = &self.client.plugin;
-        let owned_events: Vec<Event> = events.iter().filter_map(|&e| Event::from_raw(plugin, e)).collect();
+        let owned_events: Vec<Event> = events
+            .iter()
+            .filter_map(|&e| Event::from_raw(plugin, e))
+            .collect();
         let mut outputs: Vec<Vec<Result<Buffer>>> = out_ptrs
             .iter()
             .map(|l| {
-                l.iter().filter(|p| !p.is_null()).map(|&p| Buffer::from_raw_query(&self.client, p)).collect()
+                l.iter()
+                    .filter(|p| !p.is_null())
+                    .map(|&p| Buffer::from_raw_query(&self.client, p))
+                    .collect()
             })
             .collect();
         status?;
@@ -302,7 +329,11 @@ impl LoadedExecutable {
                 return Err(Error::Pjrt {
                     function: "PJRT_LoadedExecutable_Execute",
                     code: ErrorCode::Internal,
-                    message: format!("replica {r} returned {} of {} outputs", list.len(), self.num_outputs),
+                    message: format!(
+                        "replica {r} returned {} of {} outputs",
+                        list.len(),
+                        self.num_outputs
+                    ),
                 });
             }
             result.push(list.into_iter().collect::<Result<Vec<_>>>()?);
@@ -312,7 +343,11 @@ impl LoadedExecutable {
 
     /// Uploads `args[r]` to `devices()[r]`, runs, and copies every output
     /// back: `outputs[r][i]`.
-    pub fn execute_host(&self, args: &[Vec<HostArray>], client: &Client) -> Result<Vec<Vec<HostArray>>> {
+    pub fn execute_host(
+        &self,
+        args: &[Vec<HostArray>],
+        client: &Client,
+    ) -> Result<Vec<Vec<HostArray>>> {
         if args.len() != self.num_replicas {
             return Err(Error::InvalidArgument(format!(
                 "module '{}' runs on {} replicas, got {} argument lists",
@@ -324,11 +359,18 @@ impl LoadedExecutable {
         let buffers = args
             .iter()
             .zip(&self.devices)
-            .map(|(list, device)| list.iter().map(|a| client.buffer_from_host(a, device)).collect())
+            .map(|(list, device)| {
+                list.iter()
+                    .map(|a| client.buffer_from_host(a, device))
+                    .collect()
+            })
             .collect::<Result<Vec<Vec<Buffer>>>>()?;
         let refs: Vec<Vec<&Buffer>> = buffers.iter().map(|l| l.iter().collect()).collect();
         let outputs = self.execute(&refs)?;
-        outputs.iter().map(|l| l.iter().map(Buffer::to_host).collect()).collect()
+        outputs
+            .iter()
+            .map(|l| l.iter().map(Buffer::to_host).collect())
+            .collect()
     }
 
     /// `PJRT_Executable_OptimizedProgram`, parsed (format `hlo_with_config`).
@@ -363,12 +405,21 @@ impl LoadedExecutable {
         plugin.call(slot::EXECUTABLE_OPTIMIZED_PROGRAM, &mut a)?;
         code.truncate(program.code_size);
         if format == "hlo" {
-            let module = crate::proto::HloModuleProto::decode(code.as_slice())
-                .map_err(|source| Error::Decode { what: "optimized HloModuleProto", source })?;
-            return Ok(HloModuleProtoWithConfig { hlo_module: Some(module) });
+            let module =
+                crate::proto::HloModuleProto::decode(code.as_slice()).map_err(|source| {
+                    Error::Decode {
+                        what: "optimized HloModuleProto",
+                        source,
+                    }
+                })?;
+            return Ok(HloModuleProtoWithConfig {
+                hlo_module: Some(module),
+            });
         }
-        HloModuleProtoWithConfig::decode(code.as_slice())
-            .map_err(|source| Error::Decode { what: "HloModuleProtoWithConfig", source })
+        HloModuleProtoWithConfig::decode(code.as_slice()).map_err(|source| Error::Decode {
+            what: "HloModuleProtoWithConfig",
+            source,
+        })
     }
 
     /// `PJRT_Executable_GetCostAnalysis`: `flops`, `transcendentals`,
@@ -377,7 +428,9 @@ impl LoadedExecutable {
         let view = self.view()?;
         let mut a = ffi::ExecutableCostAnalysisArgs::new();
         a.executable = view.raw;
-        self.client.plugin.call(slot::EXECUTABLE_GET_COST_ANALYSIS, &mut a)?;
+        self.client
+            .plugin
+            .call(slot::EXECUTABLE_GET_COST_ANALYSIS, &mut a)?;
         // SAFETY: the properties are owned by the executable `view`, which
         // is alive until the end of this function; they are copied here.
         Ok(unsafe { named_value::copy_list(a.properties, a.num_properties) })
@@ -388,7 +441,9 @@ impl LoadedExecutable {
         let view = self.view()?;
         let mut a = ffi::ExecutableMemoryStatsArgs::new();
         a.executable = view.raw;
-        self.client.plugin.call(slot::EXECUTABLE_GET_COMPILED_MEMORY_STATS, &mut a)?;
+        self.client
+            .plugin
+            .call(slot::EXECUTABLE_GET_COMPILED_MEMORY_STATS, &mut a)?;
         Ok(CompiledMemoryStats {
             generated_code_size_in_bytes: a.generated_code_size_in_bytes,
             argument_size_in_bytes: a.argument_size_in_bytes,
@@ -446,7 +501,9 @@ impl LoadedExecutable {
             .zip(&ranks)
             .map(|(&ty, &rank)| {
                 let element_type = ElementType::from_pjrt(ty).ok_or_else(|| {
-                    Error::InvalidArgument(format!("output has PJRT element type {ty}, which simclr does not handle"))
+                    Error::InvalidArgument(format!(
+                        "output has PJRT element type {ty}, which simclr does not handle"
+                    ))
                 })?;
                 let shape_dims = dims.get(offset..offset + rank).ok_or_else(|| {
                     Error::InvalidArgument("plugin reports fewer output dims than ranks".into())
@@ -463,7 +520,9 @@ impl LoadedExecutable {
         let view = self.view()?;
         let mut a = ffi::ExecutableStringArgs::new();
         a.executable = view.raw;
-        self.client.plugin.call(slot::EXECUTABLE_FINGERPRINT, &mut a)?;
+        self.client
+            .plugin
+            .call(slot::EXECUTABLE_FINGERPRINT, &mut a)?;
         // SAFETY: owned by `view`; copied at once.
         Ok(unsafe { copy_str(a.value, a.value_size) })
     }

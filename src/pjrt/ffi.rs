@@ -587,7 +587,10 @@ mod tests {
         assert_eq!(BufferIsDeletedArgs::STRUCT_SIZE, 25);
         assert_eq!(PluginInitializeArgs::STRUCT_SIZE, 16);
         assert_eq!(offset_of!(RawNamedValue, value), 40);
-        assert_eq!(offset_of!(ApiHeader, pjrt_api_version) + size_of::<ApiVersion>(), API_TABLE_OFFSET);
+        assert_eq!(
+            offset_of!(ApiHeader, pjrt_api_version) + size_of::<ApiVersion>(),
+            API_TABLE_OFFSET
+        );
         assert_eq!(API_TABLE_OFFSET + 8 * slot::COUNT_0_81, 984);
     }
 }

@@ -34,16 +34,24 @@ impl GpuOptions {
 
     /// Options from a variable lookup (pure; for tests).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Self {
-        let preallocate = get("XLA_PYTHON_CLIENT_PREALLOCATE").and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" => Some(true),
-            "0" | "false" | "no" => Some(false),
-            _ => None,
+        let preallocate = get("XLA_PYTHON_CLIENT_PREALLOCATE").and_then(|v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => Some(true),
+                "0" | "false" | "no" => Some(false),
+                _ => None,
+            }
         });
         let memory_fraction = get("XLA_PYTHON_CLIENT_MEM_FRACTION")
             .or_else(|| get("XLA_CLIENT_MEM_FRACTION"))
             .and_then(|v| v.trim().parse::<f32>().ok());
-        let allocator = get("XLA_PYTHON_CLIENT_ALLOCATOR").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        Self { preallocate, memory_fraction, allocator }
+        let allocator = get("XLA_PYTHON_CLIENT_ALLOCATOR")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        Self {
+            preallocate,
+            memory_fraction,
+            allocator,
+        }
     }
 
     /// The typed create options (only for GPU plugins).
@@ -54,7 +62,9 @@ impl GpuOptions {
         }
         if let Some(f) = self.memory_fraction {
             if !(f > 0.0 && f <= 1.0) {
-                return Err(Error::InvalidArgument(format!("GPU memory fraction {f} is not in (0, 1]")));
+                return Err(Error::InvalidArgument(format!(
+                    "GPU memory fraction {f} is not in (0, 1]"
+                )));
             }
             out.push(NamedValue::new("memory_fraction", Value::Float(f)));
         }
@@ -71,7 +81,10 @@ impl GpuOptions {
 pub fn preload_cuda_libraries(site_packages: &[PathBuf]) -> usize {
     static DONE: OnceLock<usize> = OnceLock::new();
     *DONE.get_or_init(|| {
-        let mut pending: Vec<PathBuf> = site_packages.iter().flat_map(|sp| nvidia_libraries(sp)).collect();
+        let mut pending: Vec<PathBuf> = site_packages
+            .iter()
+            .flat_map(|sp| nvidia_libraries(sp))
+            .collect();
         let mut loaded = 0;
         loop {
             let before = pending.len();

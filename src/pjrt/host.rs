@@ -56,7 +56,9 @@ impl HostArray {
     pub fn from_bytes(element_type: ElementType, dims: &[i64], bytes: Vec<u8>) -> Result<Self> {
         let shape = ArrayShape::new(element_type, dims.to_vec());
         let Some(expected) = shape.byte_size() else {
-            return Err(Error::InvalidArgument(format!("invalid host array shape {shape}")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid host array shape {shape}"
+            )));
         };
         if bytes.len() != expected {
             return Err(Error::InvalidArgument(format!(
@@ -65,13 +67,19 @@ impl HostArray {
                 bytes.len()
             )));
         }
-        Ok(Self { element_type, dims: dims.to_vec(), bytes })
+        Ok(Self {
+            element_type,
+            dims: dims.to_vec(),
+            bytes,
+        })
     }
 
     /// An array of zeros.
     pub fn zeros(element_type: ElementType, dims: &[i64]) -> Result<Self> {
         let shape = ArrayShape::new(element_type, dims.to_vec());
-        let n = shape.byte_size().ok_or_else(|| Error::InvalidArgument(format!("invalid host array shape {shape}")))?;
+        let n = shape
+            .byte_size()
+            .ok_or_else(|| Error::InvalidArgument(format!("invalid host array shape {shape}")))?;
         Self::from_bytes(element_type, dims, vec![0; n])
     }
 
@@ -82,11 +90,22 @@ impl HostArray {
     typed!(from_u32, to_u32, scalar_u32, u32, ElementType::U32, 4);
     typed!(from_u64, to_u64, scalar_u64, u64, ElementType::U64, 8);
     typed!(from_u8, to_u8, scalar_u8, u8, ElementType::U8, 1);
-    typed!(from_bf16_bits, to_bf16_bits, scalar_bf16_bits, u16, ElementType::Bf16, 2);
+    typed!(
+        from_bf16_bits,
+        to_bf16_bits,
+        scalar_bf16_bits,
+        u16,
+        ElementType::Bf16,
+        2
+    );
 
     /// A `pred` array (one byte per element, 0 or 1).
     pub fn from_pred(dims: &[i64], values: &[bool]) -> Result<Self> {
-        Self::from_bytes(ElementType::Pred, dims, values.iter().map(|&b| u8::from(b)).collect())
+        Self::from_bytes(
+            ElementType::Pred,
+            dims,
+            values.iter().map(|&b| u8::from(b)).collect(),
+        )
     }
 
     /// The elements of a `pred` array (any non-zero byte is true).
@@ -103,7 +122,11 @@ impl HostArray {
 
     /// The elements of a `bf16` array widened to f32 (exact).
     pub fn bf16_to_f32(&self) -> Result<Vec<f32>> {
-        Ok(self.to_bf16_bits()?.into_iter().map(|b| f32::from_bits(u32::from(b) << 16)).collect())
+        Ok(self
+            .to_bf16_bits()?
+            .into_iter()
+            .map(|b| f32::from_bits(u32::from(b) << 16))
+            .collect())
     }
 
     /// Shape of the array.
@@ -120,7 +143,10 @@ impl HostArray {
         if self.element_type == t {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(format!("host array is {}, not {t}", self.shape())))
+            Err(Error::InvalidArgument(format!(
+                "host array is {}, not {t}",
+                self.shape()
+            )))
         }
     }
 }
@@ -144,13 +170,18 @@ mod tests {
         let v = [1.5f32, -0.0, f32::INFINITY, f32::from_bits(0x7fc0_1234)];
         let a = HostArray::from_f32(&[2, 2], &v).unwrap();
         let back = a.to_f32().unwrap();
-        assert_eq!(back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
         assert!(a.to_s32().is_err());
     }
 
     #[test]
     fn wrong_element_count_is_an_error() {
-        let e = HostArray::from_f32(&[2, 3], &[1.0; 5]).unwrap_err().to_string();
+        let e = HostArray::from_f32(&[2, 3], &[1.0; 5])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f32[2,3] needs 6 elements"), "{e}");
     }
 

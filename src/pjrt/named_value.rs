@@ -47,7 +47,10 @@ pub struct NamedValue {
 impl NamedValue {
     /// A named value.
     pub fn new(name: impl Into<String>, value: Value) -> Self {
-        Self { name: name.into(), value }
+        Self {
+            name: name.into(),
+            value,
+        }
     }
 
     /// The numeric value as f64 (ints, floats, bools), if it is a scalar number.
@@ -66,17 +69,33 @@ impl NamedValue {
         let (kind, value, value_size) = match &self.value {
             Value::String(s) => (
                 named_value_type::STRING,
-                NamedValueUnion { string_value: s.as_ptr().cast::<c_char>() },
+                NamedValueUnion {
+                    string_value: s.as_ptr().cast::<c_char>(),
+                },
                 s.len(),
             ),
-            Value::Int64(v) => (named_value_type::INT64, NamedValueUnion { int64_value: *v }, 1),
+            Value::Int64(v) => (
+                named_value_type::INT64,
+                NamedValueUnion { int64_value: *v },
+                1,
+            ),
             Value::Int64List(v) => (
                 named_value_type::INT64_LIST,
-                NamedValueUnion { int64_array_value: v.as_ptr() },
+                NamedValueUnion {
+                    int64_array_value: v.as_ptr(),
+                },
                 v.len(),
             ),
-            Value::Float(v) => (named_value_type::FLOAT, NamedValueUnion { float_value: *v }, 1),
-            Value::Bool(v) => (named_value_type::BOOL, NamedValueUnion { bool_value: *v }, 1),
+            Value::Float(v) => (
+                named_value_type::FLOAT,
+                NamedValueUnion { float_value: *v },
+                1,
+            ),
+            Value::Bool(v) => (
+                named_value_type::BOOL,
+                NamedValueUnion { bool_value: *v },
+                1,
+            ),
         };
         RawNamedValue {
             struct_size: ffi::NAMED_VALUE_SIZE,
@@ -101,9 +120,10 @@ impl NamedValue {
         // pointed-to data (strings, lists) is live per the caller.
         let value = unsafe {
             match raw.kind {
-                named_value_type::STRING => {
-                    Value::String(super::plugin::copy_str(raw.value.string_value, raw.value_size))
-                }
+                named_value_type::STRING => Value::String(super::plugin::copy_str(
+                    raw.value.string_value,
+                    raw.value_size,
+                )),
                 named_value_type::INT64 => Value::Int64(raw.value.int64_value),
                 named_value_type::INT64_LIST => {
                     let p = raw.value.int64_array_value;

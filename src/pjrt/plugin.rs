@@ -99,7 +99,10 @@ impl Plugin {
     /// [`Error::Pjrt`] when `PJRT_Plugin_Initialize` fails.
     pub fn load(path: impl AsRef<Path>) -> Result<Arc<Plugin>> {
         let path = path.as_ref();
-        let load_err = |message: String| Error::Load { path: path.to_path_buf(), message };
+        let load_err = |message: String| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        };
         if !path.is_file() {
             return Err(load_err("no such file".into()));
         }
@@ -115,7 +118,10 @@ impl Plugin {
 
     fn open(path: &Path) -> Result<Plugin> {
         use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-        let load_err = |message: String| Error::Load { path: path.to_path_buf(), message };
+        let load_err = |message: String| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        };
         // SAFETY: loading a shared library runs its initializers; a PJRT
         // plugin's initializers only set up its own state. RTLD_LOCAL keeps
         // its symbols from clashing with other plugins.
@@ -136,11 +142,21 @@ impl Plugin {
         // read here (struct_size, extension_start, version struct).
         let header = unsafe { &*api.cast::<ffi::ApiHeader>() };
         if header.struct_size < ffi::API_TABLE_OFFSET {
-            return Err(load_err(format!("PJRT_Api struct_size {} is too small", header.struct_size)));
+            return Err(load_err(format!(
+                "PJRT_Api struct_size {} is too small",
+                header.struct_size
+            )));
         }
-        let (major, minor) = (header.pjrt_api_version.major_version, header.pjrt_api_version.minor_version);
+        let (major, minor) = (
+            header.pjrt_api_version.major_version,
+            header.pjrt_api_version.minor_version,
+        );
         if major != ffi::API_MAJOR {
-            return Err(Error::IncompatibleVersion { path: path.to_path_buf(), major, minor });
+            return Err(Error::IncompatibleVersion {
+                path: path.to_path_buf(),
+                major,
+                minor,
+            });
         }
         let num_slots = (header.struct_size - ffi::API_TABLE_OFFSET) / std::mem::size_of::<usize>();
         let mut plugin = Plugin {
@@ -151,10 +167,16 @@ impl Plugin {
             attributes: Vec::new(),
             kind: PluginKind::Cpu,
         };
-        let missing: Vec<&str> =
-            REQUIRED_SLOTS.iter().filter(|&&s| plugin.slot(s).is_none()).map(|&s| ffi::slot_name(s)).collect();
+        let missing: Vec<&str> = REQUIRED_SLOTS
+            .iter()
+            .filter(|&&s| plugin.slot(s).is_none())
+            .map(|&s| ffi::slot_name(s))
+            .collect();
         if !missing.is_empty() {
-            return Err(load_err(format!("the plugin lacks required functions: {}", missing.join(", "))));
+            return Err(load_err(format!(
+                "the plugin lacks required functions: {}",
+                missing.join(", ")
+            )));
         }
         let mut init = ffi::PluginInitializeArgs::new();
         plugin.call(slot::PLUGIN_INITIALIZE, &mut init)?;
@@ -198,7 +220,10 @@ impl Plugin {
 
     /// The attribute `name`, if present.
     pub fn attribute(&self, name: &str) -> Option<&Value> {
-        self.attributes.iter().find(|a| a.name == name).map(|a| &a.value)
+        self.attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| &a.value)
     }
 
     /// What platform the plugin drives.
@@ -216,7 +241,9 @@ impl Plugin {
         // `PJRT_Api` struct (struct_size bytes from `api`); each slot is a
         // nullable C function pointer, which `Option<RawFn>` represents.
         unsafe {
-            let p = self.api.add(ffi::API_TABLE_OFFSET + index * std::mem::size_of::<usize>());
+            let p = self
+                .api
+                .add(ffi::API_TABLE_OFFSET + index * std::mem::size_of::<usize>());
             std::ptr::read_unaligned(p.cast::<Option<RawFn>>())
         }
     }
@@ -229,7 +256,9 @@ impl Plugin {
         }
         // SAFETY: as in `slot`; these two slots hold `void (*)(Args*)`.
         unsafe {
-            let p = self.api.add(ffi::API_TABLE_OFFSET + index * std::mem::size_of::<usize>());
+            let p = self
+                .api
+                .add(ffi::API_TABLE_OFFSET + index * std::mem::size_of::<usize>());
             std::ptr::read_unaligned(p.cast::<Option<ffi::RawVoidFn>>())
         }
     }
@@ -264,10 +293,15 @@ impl Plugin {
         }
         let (code, message) = self.take_error(err);
         match code {
-            ErrorCode::Unimplemented | ErrorCode::Unavailable => {
-                Err(Error::Unimplemented { function, reason: format!("{code}: {message}") })
-            }
-            _ => Err(Error::Pjrt { function, code, message }),
+            ErrorCode::Unimplemented | ErrorCode::Unavailable => Err(Error::Unimplemented {
+                function,
+                reason: format!("{code}: {message}"),
+            }),
+            _ => Err(Error::Pjrt {
+                function,
+                code,
+                message,
+            }),
         }
     }
 
@@ -316,7 +350,10 @@ fn kind_of(path: &Path, attributes: &[NamedValue]) -> PluginKind {
         PluginKind::Cuda
     } else if has("rocm_version") {
         PluginKind::Rocm
-    } else if path.file_name().is_some_and(|f| f.to_string_lossy().contains("libtpu")) {
+    } else if path
+        .file_name()
+        .is_some_and(|f| f.to_string_lossy().contains("libtpu"))
+    {
         PluginKind::Tpu
     } else {
         PluginKind::Cpu

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use simclr::pjrt::{discover, Client, ClientOptions, Plugin};
 use simclr::proto::{
-    HloComputationProto, HloInstructionProto, HloModuleProto, LayoutProto, PrimitiveType, ProgramShapeProto,
-    ShapeProto,
+    HloComputationProto, HloInstructionProto, HloModuleProto, LayoutProto, PrimitiveType,
+    ProgramShapeProto, ShapeProto,
 };
 
 /// The CPU plugin's client (4 devices), created once per test binary.
@@ -36,14 +36,20 @@ pub fn shape(ty: PrimitiveType, dims: &[i64]) -> ShapeProto {
     ShapeProto {
         element_type: ty as i32,
         dimensions: dims.to_vec(),
-        layout: Some(LayoutProto { minor_to_major: (0..dims.len() as i64).rev().collect() }),
+        layout: Some(LayoutProto {
+            minor_to_major: (0..dims.len() as i64).rev().collect(),
+        }),
         ..Default::default()
     }
 }
 
 /// A tuple shape.
 pub fn tuple_shape(elements: Vec<ShapeProto>) -> ShapeProto {
-    ShapeProto { element_type: PrimitiveType::Tuple as i32, tuple_shapes: elements, ..Default::default() }
+    ShapeProto {
+        element_type: PrimitiveType::Tuple as i32,
+        tuple_shapes: elements,
+        ..Default::default()
+    }
 }
 
 /// Builds modules: one id counter for all computations and instructions.
@@ -63,7 +69,10 @@ pub struct Comp {
 
 impl ModuleBuilder {
     pub fn new() -> Self {
-        Self { next_id: 1, computations: Vec::new() }
+        Self {
+            next_id: 1,
+            computations: Vec::new(),
+        }
     }
 
     fn id(&mut self) -> i64 {
@@ -73,7 +82,12 @@ impl ModuleBuilder {
     }
 
     pub fn comp(&mut self, name: &str) -> Comp {
-        Comp { name: name.to_string(), id: self.id(), instructions: Vec::new(), params: Vec::new() }
+        Comp {
+            name: name.to_string(),
+            id: self.id(),
+            instructions: Vec::new(),
+            params: Vec::new(),
+        }
     }
 
     /// Adds `inst` (name and id filled in) to `comp`; returns its id.
@@ -135,7 +149,11 @@ impl ModuleBuilder {
     /// The module: `entry` last, host program shape from its parameters
     /// and root.
     pub fn module(mut self, name: &str, entry: Comp, root: i64) -> HloModuleProto {
-        let result = entry.instructions.iter().find(|i| i.id == root).and_then(|i| i.shape.clone());
+        let result = entry
+            .instructions
+            .iter()
+            .find(|i| i.id == root)
+            .and_then(|i| i.shape.clone());
         let params = entry.params.clone();
         let entry_name = entry.name.clone();
         let entry_id = self.finish(entry, root);
@@ -158,6 +176,10 @@ impl ModuleBuilder {
 /// Resident set size of this process in bytes (`/proc/self/statm`).
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("parse statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("parse statm");
     pages * 4096
 }
