@@ -6,7 +6,10 @@
 mod common;
 
 use common::{client, shape, tuple_shape, ModuleBuilder};
-use simclr::pjrt::{ArrayShape, CompileOptions, ElementType, Error, ErrorCode, HostArray};
+use simclr::pjrt::{
+    ArrayShape, Client, ClientOptions, CompileOptions, ElementType, Error, ErrorCode, HostArray,
+    Plugin, PluginKind,
+};
 use simclr::proto::{
     hlo_input_output_alias_proto::AliasEntryProto, DotDimensionNumbers, HloInputOutputAliasProto,
     HloInstructionProto, HloModuleProto, Kind, PrimitiveType::F32,
@@ -154,6 +157,62 @@ fn donated_parameter_is_consumed_and_reading_it_is_a_clean_error() {
     let stats = exe.memory_stats().unwrap();
     assert_eq!(stats.alias_size_in_bytes, 16, "{stats:?}");
     // `x` is dropped here: destroyed exactly once although donated.
+}
+
+#[test]
+fn execute_keeping_inputs_suppresses_donation() {
+    let c = client();
+    let exe = c
+        .compile(&donating_module(), &CompileOptions::new(1))
+        .unwrap();
+    let d0 = &exe.devices()[0];
+    let x = c
+        .buffer_from_host(&HostArray::from_f32(&[4], &[1.0; 4]).unwrap(), d0)
+        .unwrap();
+    let y = c
+        .buffer_from_host(&HostArray::from_f32(&[4], &[2.0; 4]).unwrap(), d0)
+        .unwrap();
+    let out = exe.execute_keeping_inputs(&[vec![&x, &y]]).unwrap();
+    assert!(!x.is_deleted().unwrap());
+    assert_eq!(x.to_host().unwrap().to_f32().unwrap(), vec![1.0; 4]);
+    assert_eq!(out[0][0].to_host().unwrap().to_f32().unwrap(), vec![3.0; 4]);
+}
+
+#[test]
+fn client_reports_platform_plugin_and_honours_cpu_device_count() {
+    let c = client();
+    assert_eq!(c.platform_name(), "cpu");
+    assert_eq!(c.devices().len(), 4, "the CPU plugin defaults to 4 devices");
+    for (i, d) in c.devices().iter().enumerate() {
+        assert_eq!(
+            (d.id, d.process_index, d.kind.as_str()),
+            (i as i32, 0, "cpu")
+        );
+        assert_eq!(d.description, format!("CpuDevice(id={i})"));
+    }
+    let plugin = c.plugin().clone();
+    assert_eq!(plugin.kind(), PluginKind::Cpu);
+    assert_eq!(plugin.api_version().0, 0);
+    assert!(plugin.api_version().1 >= 81);
+    assert!(
+        plugin.attribute("xla_version").is_some(),
+        "{:?}",
+        plugin.attributes()
+    );
+    // Loading the same path again returns the same plugin.
+    assert!(std::sync::Arc::ptr_eq(
+        &plugin,
+        &Plugin::load(plugin.path()).unwrap()
+    ));
+    let two = Client::new(
+        plugin,
+        &ClientOptions {
+            cpu_device_count: Some(2),
+            ..Default::default()
+        },
+    )
+    .expect("client with 2 devices");
+    assert_eq!(two.devices().len(), 2);
 }
 
 /// `tanh(dot(a f32[64,128], b f32[128,32]))`.

@@ -288,3 +288,30 @@ impl ClientInner {
         Ok(unsafe { copy_str(a.value, a.value_size) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_go_only_to_the_platform_they_belong_to() {
+        let o = ClientOptions {
+            cpu_device_count: Some(2),
+            gpu: gpu::GpuOptions {
+                preallocate: Some(false),
+                ..Default::default()
+            },
+        };
+        let cpu = o.named_values(PluginKind::Cpu).unwrap();
+        assert_eq!(
+            cpu,
+            vec![NamedValue::new("cpu_device_count", Value::Int64(2))]
+        );
+        let cuda = o.named_values(PluginKind::Cuda).unwrap();
+        assert_eq!(
+            cuda,
+            vec![NamedValue::new("preallocate", Value::Bool(false))]
+        );
+        assert!(o.named_values(PluginKind::Tpu).unwrap().is_empty());
+    }
+}

@@ -269,6 +269,24 @@ impl LoadedExecutable {
     /// Errors: [`Error::ArgumentMismatch`] / [`Error::InvalidArgument`] from
     /// the checks, [`Error::Pjrt`] from the plugin.
     pub fn execute<'a, L: AsRef<[&'a Buffer]>>(&self, args: &[L]) -> Result<Vec<Vec<Buffer>>> {
+        self.execute_impl(args, false)
+    }
+
+    /// Like [`LoadedExecutable::execute`], but no input is donated
+    /// (`non_donatable_input_indices` lists every donated parameter): the
+    /// inputs stay readable and the outputs get fresh memory.
+    pub fn execute_keeping_inputs<'a, L: AsRef<[&'a Buffer]>>(
+        &self,
+        args: &[L],
+    ) -> Result<Vec<Vec<Buffer>>> {
+        self.execute_impl(args, true)
+    }
+
+    fn execute_impl<'a, L: AsRef<[&'a Buffer]>>(
+        &self,
+        args: &[L],
+        keep_inputs: bool,
+    ) -> Result<Vec<Vec<Buffer>>> {
         self.check_arguments(args)?;
         let num_devices = self.num_replicas;
         let num_args = self.signature.parameters.len();
@@ -284,7 +302,20 @@ impl LoadedExecutable {
             out_ptrs.iter_mut().map(|l| l.as_mut_ptr()).collect();
         let mut events: Vec<*mut RawEvent> = vec![std::ptr::null_mut(); num_devices];
 
+        let non_donatable: Vec<i64> = if keep_inputs {
+            (0i64..)
+                .zip(&self.signature.donated)
+                .filter(|(_, &d)| d)
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut options = ffi::ExecuteOptions::new();
+        if !non_donatable.is_empty() {
+            options.non_donatable_input_indices = non_donatable.as_ptr();
+            options.num_non_donatable_input_indices = non_donatable.len();
+        }
         let mut a = ffi::ExecuteArgs::new();
         a.executable = self.raw;
         a.options = &mut options;

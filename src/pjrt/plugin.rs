@@ -138,6 +138,22 @@ impl Plugin {
         if api.is_null() {
             return Err(load_err("GetPjrtApi returned NULL".into()));
         }
+        // SAFETY: `api` is the plugin's `PJRT_Api`, which lives for the
+        // process (the library is never closed).
+        unsafe { Self::from_api(path, api) }
+    }
+
+    /// Checks and initializes the API table at `api`.
+    ///
+    /// # Safety
+    /// `api` must point to a `PJRT_Api` of at least its own `struct_size`
+    /// bytes whose non-NULL slots are PJRT functions, alive for the rest of
+    /// the process.
+    unsafe fn from_api(path: &Path, api: *const u8) -> Result<Plugin> {
+        let load_err = |message: String| Error::Load {
+            path: path.to_path_buf(),
+            message,
+        };
         // SAFETY: `api` points to a `PJRT_Api`, which starts with the header
         // read here (struct_size, extension_start, version struct).
         let header = unsafe { &*api.cast::<ffi::ApiHeader>() };
@@ -371,4 +387,112 @@ pub(crate) unsafe fn copy_str(ptr: *const c_char, len: usize) -> String {
     // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    //! A fake in-memory `PJRT_Api` exercises version checks, slot gating and
+    //! error conversion without a real plugin.
+    use super::*;
+    use std::ffi::c_int;
+
+    /// The fake plugin's only error value.
+    static FAKE_ERROR: u8 = 0;
+    static FAKE_MESSAGE: &str = "fake failure";
+
+    unsafe extern "C" fn ok(_: *mut c_void) -> *mut RawError {
+        std::ptr::null_mut()
+    }
+    unsafe extern "C" fn fail(_: *mut c_void) -> *mut RawError {
+        (&FAKE_ERROR as *const u8).cast_mut().cast()
+    }
+    unsafe extern "C" fn error_destroy(_: *mut c_void) {}
+    unsafe extern "C" fn error_message(args: *mut c_void) {
+        // SAFETY: called by `take_error` with an ErrorMessageArgs.
+        let a = unsafe { &mut *args.cast::<ffi::ErrorMessageArgs>() };
+        a.message = FAKE_MESSAGE.as_ptr().cast();
+        a.message_size = FAKE_MESSAGE.len();
+    }
+    unsafe extern "C" fn error_code(args: *mut c_void) -> *mut RawError {
+        // SAFETY: called by `take_error` with an ErrorGetCodeArgs.
+        let a = unsafe { &mut *args.cast::<ffi::ErrorGetCodeArgs>() };
+        a.code = 3 as c_int;
+        std::ptr::null_mut()
+    }
+
+    /// A leaked table of `slots` slots (all `ok`, slot 30 `fail`).
+    fn fake_api(major: i32, slots: usize) -> *const u8 {
+        let mut words = vec![0usize; 5 + slots];
+        words[0] = ffi::API_TABLE_OFFSET + 8 * slots;
+        words[2] = 24;
+        words[4] = (major as u32 as usize) | ((81usize) << 32);
+        for w in &mut words[5..] {
+            *w = ok as usize;
+        }
+        words[5 + slot::ERROR_DESTROY] = error_destroy as usize;
+        words[5 + slot::ERROR_MESSAGE] = error_message as usize;
+        words[5 + slot::ERROR_GET_CODE] = error_code as usize;
+        if slots > 30 {
+            words[5 + 30] = fail as usize;
+        }
+        Box::leak(words.into_boxed_slice()).as_ptr().cast()
+    }
+
+    #[test]
+    fn slots_beyond_the_table_are_unimplemented_and_errors_carry_message_and_code() {
+        // SAFETY: the fake table is leaked and its slots are valid functions.
+        let p = unsafe { Plugin::from_api(Path::new("/fake.so"), fake_api(0, 80)) }.unwrap();
+        assert_eq!(p.api_version(), (0, 81));
+        assert_eq!(p.num_slots(), 80);
+        let mut a = ffi::ExecutableMemoryStatsArgs::new();
+        let e = p
+            .call(slot::EXECUTABLE_GET_COMPILED_MEMORY_STATS, &mut a)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Unimplemented {
+                    function: "PJRT_Executable_GetCompiledMemoryStats",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("slot 96 is missing (the plugin has 80 slots"),
+            "{e}"
+        );
+        let mut b = ffi::PluginInitializeArgs::new();
+        let e = p.call(30, &mut b).unwrap_err();
+        assert!(
+            matches!(&e, Error::Pjrt { code: ErrorCode::InvalidArgument, message, .. } if message == "fake failure"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn major_version_mismatch_and_short_tables_are_refused() {
+        // SAFETY: as above.
+        let e = unsafe { Plugin::from_api(Path::new("/fake.so"), fake_api(1, 118)) }.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::IncompatibleVersion {
+                    major: 1,
+                    minor: 81,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("ABI-incompatible"), "{e}");
+        // SAFETY: as above.
+        let e = unsafe { Plugin::from_api(Path::new("/fake.so"), fake_api(0, 20)) }.unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("lacks required functions") && s.contains("PJRT_Client_Compile"),
+            "{s}"
+        );
+    }
 }
