@@ -427,13 +427,13 @@ mod tests {
         words[2] = 24;
         words[4] = (major as u32 as usize) | ((81usize) << 32);
         for w in &mut words[5..] {
-            *w = ok as usize;
+            *w = ok as *const () as usize;
         }
-        words[5 + slot::ERROR_DESTROY] = error_destroy as usize;
-        words[5 + slot::ERROR_MESSAGE] = error_message as usize;
-        words[5 + slot::ERROR_GET_CODE] = error_code as usize;
+        words[5 + slot::ERROR_DESTROY] = error_destroy as *const () as usize;
+        words[5 + slot::ERROR_MESSAGE] = error_message as *const () as usize;
+        words[5 + slot::ERROR_GET_CODE] = error_code as *const () as usize;
         if slots > 30 {
-            words[5 + 30] = fail as usize;
+            words[5 + 30] = fail as *const () as usize;
         }
         Box::leak(words.into_boxed_slice()).as_ptr().cast()
     }
