@@ -50,7 +50,7 @@ fn all_reduce_sum_gives_the_total_on_every_replica() {
             vec![HostArray::from_f32(&[3], &[1.0 + base, 2.0 + base, 3.0 + base]).unwrap()]
         })
         .collect();
-    let out = exe.execute_host(&args, c).expect("execute");
+    let out = exe.execute_host(&args).expect("execute");
     assert_eq!(out.len(), R);
     for (replica, outputs) in out.iter().enumerate() {
         assert_eq!(
@@ -86,7 +86,7 @@ fn all_gather_concatenates_in_replica_order_on_every_replica() {
     let args: Vec<Vec<HostArray>> = (0..R)
         .map(|d| vec![HostArray::from_f32(&[2, 3], &rows(d)).unwrap()])
         .collect();
-    let out = exe.execute_host(&args, c).expect("execute");
+    let out = exe.execute_host(&args).expect("execute");
     let expected: Vec<f32> = (0..R).flat_map(rows).collect();
     for (replica, outputs) in out.iter().enumerate() {
         assert_eq!(outputs[0].dims, vec![8, 3], "replica {replica}");

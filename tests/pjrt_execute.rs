@@ -47,7 +47,7 @@ fn hand_built_module_gives_exact_results_and_flattens_the_root_tuple() {
     );
     let x = HostArray::from_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 0.5]).unwrap();
     let y = HostArray::from_f32(&[2, 3], &[10.0, 20.0, 30.0, 40.0, 50.0, 0.25]).unwrap();
-    let out = exe.execute_host(&[vec![x, y]], c).expect("execute");
+    let out = exe.execute_host(&[vec![x, y]]).expect("execute");
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].len(), 2);
     assert_eq!(out[0][0].dims, vec![2, 3]);

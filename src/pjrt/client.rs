@@ -240,6 +240,23 @@ impl Client {
                 "{device} is not a device of this client"
             )));
         }
+        self.inner.upload(array, device.raw)
+    }
+
+    /// Uploads `array` to the device with id `device_id`.
+    pub fn buffer_from_host_to(&self, array: &HostArray, device_id: i32) -> Result<Buffer> {
+        let device = self.device(device_id)?.clone();
+        self.buffer_from_host(array, &device)
+    }
+}
+
+impl ClientInner {
+    /// Copies `array` to `device` (a device of this client).
+    pub(crate) fn upload(
+        self: &Arc<Self>,
+        array: &HostArray,
+        device: *mut RawDevice,
+    ) -> Result<Buffer> {
         let shape = array.shape();
         if shape.byte_size() != Some(array.bytes.len()) {
             return Err(Error::InvalidArgument(format!(
@@ -256,30 +273,21 @@ impl Client {
             array.bytes.as_ptr()
         };
         let mut args = ffi::BufferFromHostArgs::new();
-        args.client = self.inner.raw;
+        args.client = self.raw;
         args.data = data.cast();
         args.buffer_type = array.element_type.to_pjrt();
         args.dims = array.dims.as_ptr();
         args.num_dims = array.dims.len();
         args.host_buffer_semantics = ffi::HOST_BUFFER_IMMUTABLE_ONLY_DURING_CALL;
-        args.device = device.raw;
-        self.inner
-            .plugin
+        args.device = device;
+        self.plugin
             .call(slot::CLIENT_BUFFER_FROM_HOST_BUFFER, &mut args)?;
         // Own the buffer first, so it is destroyed even if the event fails.
-        let buffer = Buffer::from_raw_known(&self.inner, args.buffer, shape, device.raw)?;
-        event::wait_raw(&self.inner.plugin, args.done_with_host_buffer)?;
+        let buffer = Buffer::from_raw_known(self, args.buffer, shape, device)?;
+        event::wait_raw(&self.plugin, args.done_with_host_buffer)?;
         Ok(buffer)
     }
 
-    /// Uploads `array` to the device with id `device_id`.
-    pub fn buffer_from_host_to(&self, array: &HostArray, device_id: i32) -> Result<Buffer> {
-        let device = self.device(device_id)?.clone();
-        self.buffer_from_host(array, &device)
-    }
-}
-
-impl ClientInner {
     fn string(&self, index: usize) -> Result<String> {
         let mut a = ffi::ClientStringArgs::new();
         a.client = self.raw;

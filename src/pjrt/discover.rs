@@ -55,13 +55,20 @@ impl SearchInputs {
     /// Inputs from this process's environment and `python3`'s site-packages.
     pub fn from_env(explicit: Option<PathBuf>, want_tpu: bool) -> Self {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let env_plugin_path = var("PJRT_PLUGIN_PATH");
+        let explicit_or_env = explicit.is_some() || env_plugin_path.is_some();
         Self {
             explicit,
-            env_plugin_path: var("PJRT_PLUGIN_PATH"),
+            env_plugin_path,
             simclr_cache_dir: var("SIMCLR_CACHE_DIR"),
             xdg_cache_home: var("XDG_CACHE_HOME"),
             home: var("HOME"),
-            site_packages: python_site_packages(),
+            // python3 is asked only when its answer can matter.
+            site_packages: if explicit_or_env {
+                Vec::new()
+            } else {
+                python_site_packages()
+            },
             want_tpu,
             tpu_library_path: if want_tpu {
                 var("TPU_LIBRARY_PATH")

@@ -374,11 +374,7 @@ impl LoadedExecutable {
 
     /// Uploads `args[r]` to `devices()[r]`, runs, and copies every output
     /// back: `outputs[r][i]`.
-    pub fn execute_host(
-        &self,
-        args: &[Vec<HostArray>],
-        client: &Client,
-    ) -> Result<Vec<Vec<HostArray>>> {
+    pub fn execute_host(&self, args: &[Vec<HostArray>]) -> Result<Vec<Vec<HostArray>>> {
         if args.len() != self.num_replicas {
             return Err(Error::InvalidArgument(format!(
                 "module '{}' runs on {} replicas, got {} argument lists",
@@ -392,7 +388,7 @@ impl LoadedExecutable {
             .zip(&self.devices)
             .map(|(list, device)| {
                 list.iter()
-                    .map(|a| client.buffer_from_host(a, device))
+                    .map(|a| self.client.upload(a, device.raw))
                     .collect()
             })
             .collect::<Result<Vec<Vec<Buffer>>>>()?;
