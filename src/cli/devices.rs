@@ -4,9 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
-
-use crate::pjrt::{discover, Client, ClientOptions, Plugin};
+use crate::pjrt::{Client, ClientOptions};
 
 /// Arguments of `simclr devices`.
 #[derive(Debug, clap::Args)]
@@ -59,12 +57,11 @@ pub struct DeviceReport {
 
 /// Discovers the plugin, creates a client and collects the report.
 pub fn report(args: &DevicesArgs) -> anyhow::Result<DevicesReport> {
-    let path = discover::discover(args.pjrt_plugin.as_deref(), args.use_tpu)?;
-    let plugin = Plugin::load(&path)?;
     let mut options = ClientOptions::from_env();
     options.cpu_device_count = args.cpu_device_count;
-    let client = Client::new(plugin.clone(), &options)
-        .with_context(|| format!("creating a PJRT client of {}", path.display()))?;
+    let client = Client::discover(args.pjrt_plugin.as_deref(), args.use_tpu, &options)?;
+    let plugin = client.plugin().clone();
+    let path = plugin.path().to_path_buf();
     let (major, minor) = plugin.api_version();
     Ok(DevicesReport {
         plugin: path,

@@ -160,6 +160,21 @@ impl Client {
         })
     }
 
+    /// Discovers a plugin (see [`super::discover`]: `explicit`, then
+    /// `PJRT_PLUGIN_PATH`, the simclr cache, python3's site-packages; libtpu
+    /// only when `want_tpu`), loads it and creates a client.
+    ///
+    /// Errors: [`Error::PluginNotFound`] listing every place tried, or any
+    /// error of [`Plugin::load`] and [`Client::new`].
+    pub fn discover(
+        explicit: Option<&std::path::Path>,
+        want_tpu: bool,
+        options: &ClientOptions,
+    ) -> Result<Client> {
+        let path = super::discover::discover(explicit, want_tpu)?;
+        Client::new(Plugin::load(path)?, options)
+    }
+
     /// The plugin this client runs on.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.inner.plugin

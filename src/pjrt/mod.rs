@@ -9,12 +9,13 @@
 //!
 //! Typical use:
 //! ```no_run
-//! use simclr::pjrt::{discover, Client, ClientOptions, CompileOptions, Plugin};
+//! use simclr::pjrt::{Client, ClientOptions, CompileOptions, HostArray};
 //! # fn main() -> Result<(), simclr::pjrt::Error> {
 //! # let module = simclr::proto::HloModuleProto::default();
-//! let plugin = Plugin::load(discover::discover(None, false)?)?;
-//! let client = Client::new(plugin, &ClientOptions::default())?;
+//! let client = Client::discover(None, false, &ClientOptions::default())?;
 //! let exe = client.compile(&module, &CompileOptions::new(1))?;
+//! let x = HostArray::from_f32(&[2], &[1.0, 2.0])?;
+//! let outputs = exe.execute_host(&[vec![x]])?; // outputs[replica][output]
 //! # Ok(()) }
 //! ```
 

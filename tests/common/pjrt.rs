@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use simclr::pjrt::{discover, Client, ClientOptions, Plugin};
+use simclr::pjrt::{Client, ClientOptions};
 use simclr::proto::{
     HloComputationProto, HloInstructionProto, HloModuleProto, LayoutProto, PrimitiveType,
     ProgramShapeProto, ShapeProto,
@@ -15,20 +15,12 @@ use simclr::proto::{
 /// The CPU plugin's client (4 devices), created once per test binary.
 pub fn client() -> &'static Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let path = match discover::discover(None, false) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        let plugin = match Plugin::load(&path) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        match Client::new(plugin, &ClientOptions::default()) {
+    CLIENT.get_or_init(
+        || match Client::discover(None, false, &ClientOptions::default()) {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
-        }
-    })
+        },
+    )
 }
 
 /// An array shape with a row-major layout (a scalar gets an empty layout).
