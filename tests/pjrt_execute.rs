@@ -296,3 +296,53 @@ fn compiler_options_reach_the_compiler() {
         .to_string();
     assert!(err.contains("No such compile option"), "{err}");
 }
+
+#[test]
+fn pred_s32_and_bf16_outputs_come_back_with_their_types() {
+    use simclr::proto::PrimitiveType::{Bf16, Pred, S32};
+    let mut b = ModuleBuilder::new();
+    let mut e = b.comp("main");
+    let x = b.param(&mut e, 0, shape(F32, &[4]));
+    let y = b.param(&mut e, 1, shape(F32, &[4]));
+    let lt = b.push(
+        &mut e,
+        HloInstructionProto {
+            opcode: "compare".into(),
+            shape: Some(shape(Pred, &[4])),
+            operand_ids: vec![x, y],
+            comparison_direction: "LT".into(),
+            ..Default::default()
+        },
+    );
+    let xi = b.op(&mut e, "convert", shape(S32, &[4]), &[x]);
+    let xb = b.op(&mut e, "convert", shape(Bf16, &[4]), &[x]);
+    let t = b.op(
+        &mut e,
+        "tuple",
+        tuple_shape(vec![shape(Pred, &[4]), shape(S32, &[4]), shape(Bf16, &[4])]),
+        &[lt, xi, xb],
+    );
+    let m = b.module("typed_outputs", e, t);
+    let exe = client().compile(&m, &CompileOptions::new(1)).unwrap();
+    assert_eq!(
+        exe.output_shapes().unwrap(),
+        vec![
+            ArrayShape::new(ElementType::Pred, vec![4]),
+            ArrayShape::new(ElementType::S32, vec![4]),
+            ArrayShape::new(ElementType::Bf16, vec![4]),
+        ]
+    );
+    let xs = HostArray::from_f32(&[4], &[-2.7, 0.5, 3.9, -2.5]).unwrap();
+    let ys = HostArray::from_f32(&[4], &[0.0, 0.0, 4.0, -3.0]).unwrap();
+    let out = exe.execute_host(&[vec![xs, ys]]).unwrap();
+    assert_eq!(out[0][0].to_pred().unwrap(), vec![true, false, true, false]);
+    // f32 -> s32 truncates toward zero.
+    assert_eq!(out[0][1].to_s32().unwrap(), vec![-2, 0, 3, -2]);
+    // f32 -> bf16 rounds to nearest even; these values are exact in bf16
+    // except -2.7 and 3.9, which round.
+    let bf = HostArray::from_f32_as_bf16(&[4], &[-2.7, 0.5, 3.9, -2.5]).unwrap();
+    assert_eq!(
+        out[0][2].to_bf16_bits().unwrap(),
+        bf.to_bf16_bits().unwrap()
+    );
+}

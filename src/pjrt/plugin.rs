@@ -406,6 +406,11 @@ mod tests {
     unsafe extern "C" fn fail(_: *mut c_void) -> *mut RawError {
         (&FAKE_ERROR as *const u8).cast_mut().cast()
     }
+    /// The fake plugin's UNIMPLEMENTED error value.
+    static FAKE_UNIMPLEMENTED: u8 = 0;
+    unsafe extern "C" fn unimplemented(_: *mut c_void) -> *mut RawError {
+        (&FAKE_UNIMPLEMENTED as *const u8).cast_mut().cast()
+    }
     unsafe extern "C" fn error_destroy(_: *mut c_void) {}
     unsafe extern "C" fn error_message(args: *mut c_void) {
         // SAFETY: called by `take_error` with an ErrorMessageArgs.
@@ -416,7 +421,11 @@ mod tests {
     unsafe extern "C" fn error_code(args: *mut c_void) -> *mut RawError {
         // SAFETY: called by `take_error` with an ErrorGetCodeArgs.
         let a = unsafe { &mut *args.cast::<ffi::ErrorGetCodeArgs>() };
-        a.code = 3 as c_int;
+        a.code = if std::ptr::eq(a.error.cast::<u8>(), &FAKE_UNIMPLEMENTED) {
+            12
+        } else {
+            3
+        } as c_int;
         std::ptr::null_mut()
     }
 
@@ -432,8 +441,9 @@ mod tests {
         words[5 + slot::ERROR_DESTROY] = error_destroy as *const () as usize;
         words[5 + slot::ERROR_MESSAGE] = error_message as *const () as usize;
         words[5 + slot::ERROR_GET_CODE] = error_code as *const () as usize;
-        if slots > 30 {
+        if slots > 31 {
             words[5 + 30] = fail as *const () as usize;
+            words[5 + 31] = unimplemented as *const () as usize;
         }
         Box::leak(words.into_boxed_slice()).as_ptr().cast()
     }
@@ -469,6 +479,9 @@ mod tests {
             matches!(&e, Error::Pjrt { code: ErrorCode::InvalidArgument, message, .. } if message == "fake failure"),
             "{e}"
         );
+        let e = p.call(31, &mut b).unwrap_err();
+        assert!(matches!(e, Error::Unimplemented { .. }), "{e}");
+        assert!(e.to_string().contains("UNIMPLEMENTED: fake failure"), "{e}");
     }
 
     #[test]
