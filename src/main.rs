@@ -1,5 +1,16 @@
-//! The `simclr` command line.
+//! The `simclr` command line. Errors reach this edge as `anyhow::Error` and
+//! are printed with their causes, without a backtrace.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match simclr::cli::Cli::parse().run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

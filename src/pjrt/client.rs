@@ -1,0 +1,340 @@
+//! A PJRT client: creation with typed create options, platform name and
+//! version, devices, compilation of an `HloModuleProto`, and uploads of
+//! host arrays. Buffers and executables keep the client alive (shared
+//! `Arc`), so `PJRT_Client_Destroy` runs after the last of them is gone.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use prost::Message;
+
+use crate::proto::HloModuleProto;
+
+use super::buffer::Buffer;
+use super::compile::{check_module, CompileOptions};
+use super::device::Device;
+use super::error::{Error, Result};
+use super::event;
+use super::executable::LoadedExecutable;
+use super::ffi::{self, slot, RawClient, RawDevice};
+use super::gpu;
+use super::host::HostArray;
+use super::named_value::{NamedValue, Value};
+use super::plugin::{copy_str, Plugin, PluginKind};
+
+/// Options for `PJRT_Client_Create`. Only the options that fit the plugin's
+/// platform are passed (the CUDA plugin rejects unknown names; the CPU
+/// plugin aborts on a wrongly typed `cpu_device_count`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClientOptions {
+    /// CPU plugins: number of CPU devices (`cpu_device_count`, int64). The
+    /// plugin's default is 4.
+    pub cpu_device_count: Option<usize>,
+    /// GPU plugins: allocator settings (see [`gpu::GpuOptions::from_env`]).
+    pub gpu: gpu::GpuOptions,
+}
+
+impl ClientOptions {
+    /// Defaults, with GPU options taken from the `XLA_PYTHON_CLIENT_*`
+    /// environment variables.
+    pub fn from_env() -> Self {
+        Self {
+            cpu_device_count: None,
+            gpu: gpu::GpuOptions::from_env(),
+        }
+    }
+
+    /// The typed create options for a plugin of `kind`.
+    pub fn named_values(&self, kind: PluginKind) -> Result<Vec<NamedValue>> {
+        let mut out = Vec::new();
+        match kind {
+            PluginKind::Cpu => {
+                if let Some(n) = self.cpu_device_count {
+                    let n = i64::try_from(n).map_err(|_| {
+                        Error::InvalidArgument(format!("cpu_device_count {n} is too large"))
+                    })?;
+                    out.push(NamedValue::new("cpu_device_count", Value::Int64(n)));
+                }
+            }
+            PluginKind::Cuda | PluginKind::Rocm => out.extend(self.gpu.named_values()?),
+            PluginKind::Tpu => {}
+        }
+        Ok(out)
+    }
+}
+
+/// The owned `PJRT_Client*`, shared by everything created from it.
+pub(crate) struct ClientInner {
+    pub(crate) plugin: Arc<Plugin>,
+    pub(crate) raw: *mut RawClient,
+}
+
+// SAFETY: a PJRT client is thread-safe (the C API is called concurrently by
+// JAX); the pointer is only destroyed in `Drop`, once.
+unsafe impl Send for ClientInner {}
+// SAFETY: see `Send`.
+unsafe impl Sync for ClientInner {}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        let mut args = ffi::ClientDestroyArgs::new();
+        args.client = self.raw;
+        let _ = self.plugin.call(slot::CLIENT_DESTROY, &mut args);
+    }
+}
+
+/// A PJRT client with its devices.
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+    platform_name: String,
+    platform_version: String,
+    devices: Vec<Device>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("plugin", &self.inner.plugin.path())
+            .field("platform_name", &self.platform_name)
+            .field("devices", &self.devices.len())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Creates a client of `plugin`. For CUDA plugins the CUDA libraries of
+    /// the `nvidia-*` wheels are preloaded first (best effort).
+    ///
+    /// Errors: [`Error::Pjrt`] from `PJRT_Client_Create` or a device query.
+    pub fn new(plugin: Arc<Plugin>, options: &ClientOptions) -> Result<Client> {
+        if plugin.kind() == PluginKind::Cuda {
+            gpu::preload_cuda_libraries(&super::discover::python_site_packages());
+        }
+        let values = options.named_values(plugin.kind())?;
+        let raw_values: Vec<ffi::RawNamedValue> = values.iter().map(NamedValue::to_raw).collect();
+        let mut args = ffi::ClientCreateArgs::new();
+        args.create_options = if raw_values.is_empty() {
+            std::ptr::null()
+        } else {
+            raw_values.as_ptr()
+        };
+        args.num_options = raw_values.len();
+        plugin.call(slot::CLIENT_CREATE, &mut args)?;
+        drop(raw_values);
+        if args.client.is_null() {
+            return Err(Error::Pjrt {
+                function: "PJRT_Client_Create",
+                code: super::error::ErrorCode::Internal,
+                message: "returned no client".into(),
+            });
+        }
+        let inner = Arc::new(ClientInner {
+            plugin,
+            raw: args.client,
+        });
+        let platform_name = inner.string(slot::CLIENT_PLATFORM_NAME)?;
+        let platform_version = inner
+            .string(slot::CLIENT_PLATFORM_VERSION)
+            .unwrap_or_default();
+        let mut d = ffi::ClientDevicesArgs::new();
+        d.client = inner.raw;
+        inner
+            .plugin
+            .call(slot::CLIENT_ADDRESSABLE_DEVICES, &mut d)?;
+        let raws: Vec<*mut RawDevice> = if d.devices.is_null() || d.num_devices == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the plugin returned `num_devices` device pointers owned
+            // by the client, which is alive.
+            unsafe { std::slice::from_raw_parts(d.devices, d.num_devices) }.to_vec()
+        };
+        let devices = raws
+            .into_iter()
+            .map(|r| Device::describe(&inner.plugin, r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Client {
+            inner,
+            platform_name,
+            platform_version,
+            devices,
+        })
+    }
+
+    /// Discovers a plugin (see [`super::discover`]: `explicit`, then
+    /// `PJRT_PLUGIN_PATH`, the simclr cache, python3's site-packages; libtpu
+    /// only when `want_tpu`), loads it and creates a client.
+    ///
+    /// Errors: [`Error::PluginNotFound`] listing every place tried, or any
+    /// error of [`Plugin::load`] and [`Client::new`].
+    pub fn discover(
+        explicit: Option<&std::path::Path>,
+        want_tpu: bool,
+        options: &ClientOptions,
+    ) -> Result<Client> {
+        let path = super::discover::discover(explicit, want_tpu)?;
+        Client::new(Plugin::load(path)?, options)
+    }
+
+    /// The plugin this client runs on.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.inner.plugin
+    }
+
+    /// `PJRT_Client_PlatformName`: `"cpu"`, `"cuda"`, `"tpu"` ...
+    pub fn platform_name(&self) -> &str {
+        &self.platform_name
+    }
+
+    /// `PJRT_Client_PlatformVersion` (may be empty).
+    pub fn platform_version(&self) -> &str {
+        &self.platform_version
+    }
+
+    /// The addressable devices, in the plugin's order.
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// The addressable device with global id `id`.
+    pub fn device(&self, id: i32) -> Result<&Device> {
+        self.devices.iter().find(|d| d.id == id).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no addressable device with id {id} (the client has {})",
+                self.devices.len()
+            ))
+        })
+    }
+
+    /// Compiles `module` (program format `"hlo"`) for `options.num_replicas`
+    /// replicas. The module's parameters are kept to check execute arguments.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for what the plugin would crash on
+    /// (see `compile.rs`) or more replicas than devices; [`Error::Pjrt`] with
+    /// the compiler's message otherwise.
+    pub fn compile(
+        &self,
+        module: &HloModuleProto,
+        options: &CompileOptions,
+    ) -> Result<LoadedExecutable> {
+        let signature = check_module(module)?;
+        if options.num_replicas > self.devices.len() {
+            return Err(Error::InvalidArgument(format!(
+                "module '{}' asks for {} replicas, but the client has {} devices",
+                module.name,
+                options.num_replicas,
+                self.devices.len()
+            )));
+        }
+        let compile_options = options.encode()?;
+        let code = module.encode_to_vec();
+        let format = "hlo";
+        let program = ffi::RawProgram {
+            struct_size: ffi::PROGRAM_SIZE,
+            extension_start: std::ptr::null_mut(),
+            code: code.as_ptr().cast::<c_char>().cast_mut(),
+            code_size: code.len(),
+            format: format.as_ptr().cast::<c_char>(),
+            format_size: format.len(),
+        };
+        let mut args = ffi::ClientCompileArgs::new();
+        args.client = self.inner.raw;
+        args.program = &program;
+        args.compile_options = compile_options.as_ptr().cast::<c_char>();
+        args.compile_options_size = compile_options.len();
+        self.inner.plugin.call(slot::CLIENT_COMPILE, &mut args)?;
+        LoadedExecutable::new(self, args.executable, signature, options.num_replicas)
+    }
+
+    /// Copies `array` to `device` (dense row-major; the plugin copies the
+    /// bytes before returning).
+    ///
+    /// Errors: a device of another client, a malformed array, or the plugin's error.
+    pub fn buffer_from_host(&self, array: &HostArray, device: &Device) -> Result<Buffer> {
+        if !self.devices.iter().any(|d| d == device) {
+            return Err(Error::InvalidArgument(format!(
+                "{device} is not a device of this client"
+            )));
+        }
+        self.inner.upload(array, device.raw)
+    }
+
+    /// Uploads `array` to the device with id `device_id`.
+    pub fn buffer_from_host_to(&self, array: &HostArray, device_id: i32) -> Result<Buffer> {
+        let device = self.device(device_id)?.clone();
+        self.buffer_from_host(array, &device)
+    }
+}
+
+impl ClientInner {
+    /// Copies `array` to `device` (a device of this client).
+    pub(crate) fn upload(
+        self: &Arc<Self>,
+        array: &HostArray,
+        device: *mut RawDevice,
+    ) -> Result<Buffer> {
+        let shape = array.shape();
+        if shape.byte_size() != Some(array.bytes.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "host array {shape} has {} bytes, expected {:?}",
+                array.bytes.len(),
+                shape.byte_size()
+            )));
+        }
+        // A non-NULL pointer even for zero-sized arrays.
+        static EMPTY: [u8; 8] = [0; 8];
+        let data: *const u8 = if array.bytes.is_empty() {
+            EMPTY.as_ptr()
+        } else {
+            array.bytes.as_ptr()
+        };
+        let mut args = ffi::BufferFromHostArgs::new();
+        args.client = self.raw;
+        args.data = data.cast();
+        args.buffer_type = array.element_type.to_pjrt();
+        args.dims = array.dims.as_ptr();
+        args.num_dims = array.dims.len();
+        args.host_buffer_semantics = ffi::HOST_BUFFER_IMMUTABLE_ONLY_DURING_CALL;
+        args.device = device;
+        self.plugin
+            .call(slot::CLIENT_BUFFER_FROM_HOST_BUFFER, &mut args)?;
+        // Own the buffer first, so it is destroyed even if the event fails.
+        let buffer = Buffer::from_raw_known(self, args.buffer, shape, device)?;
+        event::wait_raw(&self.plugin, args.done_with_host_buffer)?;
+        Ok(buffer)
+    }
+
+    fn string(&self, index: usize) -> Result<String> {
+        let mut a = ffi::ClientStringArgs::new();
+        a.client = self.raw;
+        self.plugin.call(index, &mut a)?;
+        // SAFETY: the string is owned by the live client; copied at once.
+        Ok(unsafe { copy_str(a.value, a.value_size) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_go_only_to_the_platform_they_belong_to() {
+        let o = ClientOptions {
+            cpu_device_count: Some(2),
+            gpu: gpu::GpuOptions {
+                preallocate: Some(false),
+                ..Default::default()
+            },
+        };
+        let cpu = o.named_values(PluginKind::Cpu).unwrap();
+        assert_eq!(
+            cpu,
+            vec![NamedValue::new("cpu_device_count", Value::Int64(2))]
+        );
+        let cuda = o.named_values(PluginKind::Cuda).unwrap();
+        assert_eq!(
+            cuda,
+            vec![NamedValue::new("preallocate", Value::Bool(false))]
+        );
+        assert!(o.named_values(PluginKind::Tpu).unwrap().is_empty());
+    }
+}
