@@ -1,0 +1,611 @@
+//! The host input pipeline (SIMCLR.md §2.1): example order, augmentation on
+//! worker threads with bounded prefetch, per-replica sharding, padded eval
+//! batches.
+//!
+//! Owns the order in which examples are seen and how they are grouped:
+//! * training: a TF-style shuffle buffer per epoch (buffer = global batch × 50
+//!   when `image_size <= 32`, × 10 otherwise), repeated forever, batches that
+//!   run across epoch boundaries, the remainder never dropped because the
+//!   stream is infinite;
+//! * evaluation: dataset order, no repeat, the last batch padded with zero
+//!   images whose `mask` entry is 0 (TF1's weights), so every example is
+//!   counted exactly once;
+//! * sharding: the global batch of step `t` is split into `R` contiguous
+//!   per-replica batches of `n = B / R` examples.
+//!
+//! Every random decision is keyed by the seed and the example's coordinates
+//! (see [`super::rng`]), so the global batch of a step is identical whatever
+//! the number of worker threads or replicas. The only exception is the
+//! optional host-side blur: its σ is shared by one view of one *per-replica*
+//! batch (§2.5), so with blur on the images depend on `R` as in the original.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::augment::{self, AugmentConfig};
+use super::rng::{stream, Rng};
+use super::{Dataset, Error};
+
+/// Configuration of a [`Pipeline`].
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Global batch size `B` (`--train_batch_size` or `--eval_batch_size`).
+    pub global_batch: usize,
+    /// Number of replicas `R`; `B` must be divisible by `R`.
+    pub num_replicas: usize,
+    /// Views per example: 2 for pretraining, 1 for fine-tuning / eval.
+    pub num_views: usize,
+    /// Training (shuffle, repeat, random augmentation) or evaluation
+    /// (dataset order, one pass, padded, deterministic preprocessing).
+    pub train: bool,
+    /// Per-view preprocessing options.
+    pub augment: AugmentConfig,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Shuffle buffer size; `None` picks §2.1's rule.
+    pub shuffle_buffer: Option<usize>,
+    /// Worker threads (at least 1).
+    pub num_workers: usize,
+    /// Global batches prepared ahead of the consumer (at least 1).
+    pub prefetch: usize,
+    /// Apply `batch_random_blur` (p = 0.5 per image) to each view of each
+    /// per-replica batch on the host (pretraining with `--use_blur`).
+    pub blur: bool,
+}
+
+impl PipelineConfig {
+    /// Pretraining defaults: 2 views, training order, colour strength `s`.
+    pub fn pretrain(
+        global_batch: usize,
+        num_replicas: usize,
+        image_size: usize,
+        strength: f32,
+        seed: u64,
+    ) -> Self {
+        PipelineConfig {
+            global_batch,
+            num_replicas,
+            num_views: 2,
+            train: true,
+            augment: AugmentConfig::pretrain(image_size, strength),
+            seed,
+            shuffle_buffer: None,
+            num_workers: default_workers(),
+            prefetch: 4,
+            blur: false,
+        }
+    }
+
+    /// Evaluation defaults: 1 view, dataset order, padded last batch.
+    pub fn eval(global_batch: usize, num_replicas: usize, image_size: usize) -> Self {
+        PipelineConfig {
+            global_batch,
+            num_replicas,
+            num_views: 1,
+            train: false,
+            augment: AugmentConfig::finetune(image_size),
+            seed: 0,
+            shuffle_buffer: None,
+            num_workers: default_workers(),
+            prefetch: 4,
+            blur: false,
+        }
+    }
+
+    /// The shuffle buffer size in use (§2.1).
+    pub fn shuffle_buffer_size(&self) -> usize {
+        self.shuffle_buffer
+            .unwrap_or(if self.augment.image_size <= 32 {
+                self.global_batch * 50
+            } else {
+                self.global_batch * 10
+            })
+    }
+
+    /// Per-replica batch `n = B / R`.
+    pub fn per_replica_batch(&self) -> usize {
+        self.global_batch / self.num_replicas.max(1)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.global_batch == 0 {
+            return Err(Error::Config("batch size must be positive".into()));
+        }
+        if self.num_replicas == 0 || self.global_batch % self.num_replicas != 0 {
+            return Err(Error::Config(format!(
+                "global batch {} is not divisible by {} replicas; choose a batch size that is a multiple of the replica count",
+                self.global_batch, self.num_replicas
+            )));
+        }
+        if self.num_views == 0 {
+            return Err(Error::Config("num_views must be at least 1".into()));
+        }
+        self.augment.validate()
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// One replica's share of a step: images `[num_views, batch, H, W, 3]` in
+/// [0, 1], labels `[batch]`, mask `[batch]` (1 = real example, 0 = padding).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaBatch {
+    /// `num_views * batch * height * width * 3` floats, view-major.
+    pub images: Vec<f32>,
+    /// Class indices, `[batch]`; 0 for padding.
+    pub labels: Vec<i32>,
+    /// 1.0 for real examples, 0.0 for padding (only eval batches pad).
+    pub mask: Vec<f32>,
+    /// Dataset index of every example (`usize::MAX` for padding).
+    pub indices: Vec<usize>,
+    /// Number of views.
+    pub num_views: usize,
+    /// Examples in this replica batch (`n`).
+    pub batch: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+}
+
+impl ReplicaBatch {
+    /// Shape of `images`: `[num_views, batch, height, width, 3]`.
+    pub fn image_shape(&self) -> [usize; 5] {
+        [self.num_views, self.batch, self.height, self.width, 3]
+    }
+
+    /// The images of view `v`, `[batch, H, W, 3]`.
+    pub fn view(&self, v: usize) -> &[f32] {
+        let per = self.batch * self.height * self.width * 3;
+        &self.images[v * per..(v + 1) * per]
+    }
+}
+
+/// One global step's input: the per-replica batches in replica order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Step (batch) number, from 0.
+    pub step: u64,
+    /// Replica batches, `replicas[r]` for replica `r`.
+    pub replicas: Vec<ReplicaBatch>,
+}
+
+impl Batch {
+    /// Number of real (unpadded) examples in the whole batch.
+    pub fn num_real(&self) -> usize {
+        self.replicas
+            .iter()
+            .map(|r| r.mask.iter().filter(|&&m| m > 0.0).count())
+            .sum()
+    }
+}
+
+/// Throughput figures of a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PipelineStats {
+    /// Augmented images produced (examples × views), padding excluded.
+    pub images: u64,
+    /// Seconds since the pipeline started.
+    pub elapsed_s: f64,
+    /// `images / elapsed_s`.
+    pub images_per_s: f64,
+    /// Seconds the consumer spent blocked in [`Pipeline::next_batch`]
+    /// (non-zero means the step was starved).
+    pub consumer_wait_s: f64,
+}
+
+/// Example order for training: per-epoch shuffle-buffer permutations, cached.
+struct Order {
+    n: usize,
+    buffer: usize,
+    seed: u64,
+    cache: Mutex<HashMap<u64, Arc<Vec<usize>>>>,
+}
+
+impl Order {
+    fn epoch(&self, epoch: u64) -> Arc<Vec<usize>> {
+        let mut c = match self.cache.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(v) = c.get(&epoch) {
+            return v.clone();
+        }
+        let v = Arc::new(shuffle_buffer_order(self.n, self.buffer, self.seed, epoch));
+        // Keep only a few epochs around.
+        if c.len() > 4 {
+            let oldest = *c.keys().min().unwrap_or(&0);
+            c.remove(&oldest);
+        }
+        c.insert(epoch, v.clone());
+        v
+    }
+}
+
+/// The order in which `tf.data.Dataset.shuffle(buffer)` emits `0..n` for one
+/// epoch: fill a buffer with the first `buffer` elements, then repeatedly emit
+/// a uniformly chosen buffer slot and refill it with the next input element.
+/// Deterministic in `(seed, epoch)`.
+pub fn shuffle_buffer_order(n: usize, buffer: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut rng = Rng::new(seed, &[stream::SHUFFLE, epoch]);
+    let k = buffer.max(1).min(n.max(1));
+    let mut buf: Vec<usize> = (0..k.min(n)).collect();
+    let mut next = buf.len();
+    let mut out = Vec::with_capacity(n);
+    while !buf.is_empty() {
+        let j = rng.below(buf.len() as u64) as usize;
+        out.push(buf[j]);
+        if next < n {
+            buf[j] = next;
+            next += 1;
+        } else {
+            buf.swap_remove(j);
+        }
+    }
+    out
+}
+
+struct Shared {
+    dataset: Arc<dyn Dataset>,
+    cfg: PipelineConfig,
+    order: Option<Order>,
+    total_steps: Option<u64>,
+    images: AtomicU64,
+}
+
+impl Shared {
+    /// (dataset index, epoch) of every slot of global batch `step`; `None`
+    /// marks padding.
+    fn slots(&self, step: u64) -> Vec<Option<(usize, u64)>> {
+        let b = self.cfg.global_batch as u64;
+        let n = self.dataset.len() as u64;
+        (0..b)
+            .map(|i| {
+                let p = step * b + i;
+                match &self.order {
+                    Some(order) => {
+                        let epoch = p / n;
+                        let perm = order.epoch(epoch);
+                        Some((perm[(p % n) as usize], epoch))
+                    }
+                    None => (p < n).then_some((p as usize, 0)),
+                }
+            })
+            .collect()
+    }
+
+    fn build(&self, step: u64) -> Result<Batch, Error> {
+        let cfg = &self.cfg;
+        let size = cfg.augment.image_size;
+        let per_img = size * size * 3;
+        let nr = cfg.per_replica_batch();
+        let slots = self.slots(step);
+        let mut replicas = Vec::with_capacity(cfg.num_replicas);
+        let mut produced = 0u64;
+        for r in 0..cfg.num_replicas {
+            let mut rb = ReplicaBatch {
+                images: vec![0f32; cfg.num_views * nr * per_img],
+                labels: vec![0; nr],
+                mask: vec![0.0; nr],
+                indices: vec![usize::MAX; nr],
+                num_views: cfg.num_views,
+                batch: nr,
+                height: size,
+                width: size,
+            };
+            for i in 0..nr {
+                let Some((idx, epoch)) = slots[r * nr + i] else {
+                    continue;
+                };
+                let ex = self.dataset.get(idx)?;
+                rb.labels[i] = ex.label;
+                rb.mask[i] = 1.0;
+                rb.indices[i] = idx;
+                if cfg.train {
+                    for v in 0..cfg.num_views {
+                        let mut rng =
+                            Rng::new(cfg.seed, &[stream::AUGMENT, epoch, idx as u64, v as u64]);
+                        let img = augment::preprocess_for_train(&ex.image, &cfg.augment, &mut rng)
+                            .map_err(|e| with_example(e, &*self.dataset, idx))?;
+                        let off = (v * nr + i) * per_img;
+                        rb.images[off..off + per_img].copy_from_slice(&img.data);
+                    }
+                } else {
+                    let img = augment::preprocess_for_eval(&ex.image, &cfg.augment)
+                        .map_err(|e| with_example(e, &*self.dataset, idx))?;
+                    for v in 0..cfg.num_views {
+                        let off = (v * nr + i) * per_img;
+                        rb.images[off..off + per_img].copy_from_slice(&img.data);
+                    }
+                }
+                produced += cfg.num_views as u64;
+            }
+            if cfg.blur && cfg.train {
+                for v in 0..cfg.num_views {
+                    let mut rng = Rng::new(cfg.seed, &[stream::BLUR, step, r as u64, v as u64]);
+                    let off = v * nr * per_img;
+                    augment::batch_random_blur(
+                        &mut rb.images[off..off + nr * per_img],
+                        nr,
+                        size,
+                        size,
+                        0.5,
+                        &mut rng,
+                    );
+                }
+            }
+            replicas.push(rb);
+        }
+        self.images.fetch_add(produced, Ordering::Relaxed);
+        Ok(Batch { step, replicas })
+    }
+}
+
+fn with_example(e: Error, ds: &dyn Dataset, idx: usize) -> Error {
+    match e {
+        Error::Config(m) => Error::Config(format!("{} example {idx}: {m}", ds.describe())),
+        other => other,
+    }
+}
+
+struct Control {
+    next_step: u64,
+    consumed: u64,
+    stop: bool,
+}
+
+/// A running input pipeline: worker threads build global batches ahead of the
+/// consumer (at most `prefetch` of them), which [`Pipeline::next_batch`]
+/// returns in step order.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    control: Arc<(Mutex<Control>, Condvar)>,
+    rx: Receiver<(u64, Result<Batch, Error>)>,
+    workers: Vec<JoinHandle<()>>,
+    pending: BTreeMap<u64, Result<Batch, Error>>,
+    next_out: u64,
+    started: Instant,
+    wait_s: f64,
+    failed: bool,
+}
+
+impl Pipeline {
+    /// Starts the workers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration or an empty dataset.
+    pub fn new(dataset: Arc<dyn Dataset>, cfg: PipelineConfig) -> Result<Self, Error> {
+        Self::starting_at(dataset, cfg, 0)
+    }
+
+    /// Starts the workers with the first batch being step `first_step`
+    /// (to resume training where a checkpoint left off).
+    ///
+    /// # Errors
+    /// As [`Pipeline::new`].
+    pub fn starting_at(
+        dataset: Arc<dyn Dataset>,
+        cfg: PipelineConfig,
+        first_step: u64,
+    ) -> Result<Self, Error> {
+        cfg.validate()?;
+        if dataset.is_empty() {
+            return Err(Error::Config(format!(
+                "dataset {} is empty",
+                dataset.describe()
+            )));
+        }
+        let n = dataset.len();
+        let order = cfg.train.then(|| Order {
+            n,
+            buffer: cfg.shuffle_buffer_size(),
+            seed: cfg.seed,
+            cache: Mutex::new(HashMap::new()),
+        });
+        let total_steps = (!cfg.train).then(|| n.div_ceil(cfg.global_batch) as u64);
+        let workers_n = cfg.num_workers.max(1);
+        let prefetch = cfg.prefetch.max(1) as u64;
+        let shared = Arc::new(Shared {
+            dataset,
+            cfg,
+            order,
+            total_steps,
+            images: AtomicU64::new(0),
+        });
+        let control = Arc::new((
+            Mutex::new(Control {
+                next_step: first_step,
+                consumed: first_step,
+                stop: false,
+            }),
+            Condvar::new(),
+        ));
+        let (tx, rx) = sync_channel::<(u64, Result<Batch, Error>)>(prefetch as usize + workers_n);
+        let mut workers = Vec::with_capacity(workers_n);
+        for w in 0..workers_n {
+            let shared = shared.clone();
+            let control = control.clone();
+            let tx: SyncSender<_> = tx.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("data-worker-{w}"))
+                .spawn(move || worker_loop(&shared, &control, &tx, prefetch))
+                .map_err(|e| Error::Pipeline(format!("cannot start worker thread: {e}")))?;
+            workers.push(h);
+        }
+        Ok(Pipeline {
+            shared,
+            control,
+            rx,
+            workers,
+            pending: BTreeMap::new(),
+            next_out: first_step,
+            started: Instant::now(),
+            wait_s: 0.0,
+            failed: false,
+        })
+    }
+
+    /// Number of batches in one pass (eval), or `None` for the endless
+    /// training stream.
+    pub fn num_batches(&self) -> Option<u64> {
+        self.shared.total_steps
+    }
+
+    /// Number of examples in the dataset.
+    pub fn dataset_len(&self) -> usize {
+        self.shared.dataset.len()
+    }
+
+    /// The next global batch in step order; `Ok(None)` after the last eval
+    /// batch.
+    ///
+    /// # Errors
+    /// The first reader or augmentation error of a worker (naming the file),
+    /// or [`Error::Pipeline`] when a worker died.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>, Error> {
+        if self.failed {
+            return Err(Error::Pipeline(
+                "an earlier batch failed; the pipeline is stopped".into(),
+            ));
+        }
+        if let Some(t) = self.shared.total_steps {
+            if self.next_out >= t {
+                return Ok(None);
+            }
+        }
+        let t0 = Instant::now();
+        let res = loop {
+            if let Some(b) = self.pending.remove(&self.next_out) {
+                break b;
+            }
+            match self.rx.recv() {
+                Ok((s, b)) => {
+                    self.pending.insert(s, b);
+                }
+                Err(_) => break Err(Error::Pipeline("all worker threads exited".into())),
+            }
+        };
+        self.wait_s += t0.elapsed().as_secs_f64();
+        self.next_out += 1;
+        {
+            let (m, cv) = &*self.control;
+            let mut c = lock(m);
+            c.consumed = self.next_out;
+            cv.notify_all();
+        }
+        match res {
+            Ok(b) => Ok(Some(b)),
+            Err(e) => {
+                self.failed = true;
+                self.shutdown();
+                Err(e)
+            }
+        }
+    }
+
+    /// Throughput so far.
+    pub fn stats(&self) -> PipelineStats {
+        let images = self.shared.images.load(Ordering::Relaxed);
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        PipelineStats {
+            images,
+            elapsed_s,
+            images_per_s: if elapsed_s > 0.0 {
+                images as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            consumer_wait_s: self.wait_s,
+        }
+    }
+
+    fn shutdown(&mut self) {
+        {
+            let (m, cv) = &*self.control;
+            let mut c = lock(m);
+            c.stop = true;
+            cv.notify_all();
+        }
+        // Unblock workers stuck on a full channel.
+        while self.rx.try_recv().is_ok() {}
+        for h in self.workers.drain(..) {
+            while !h.is_finished() {
+                while self.rx.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Iterator for Pipeline {
+    type Item = Result<Batch, Error>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn worker_loop(
+    shared: &Shared,
+    control: &(Mutex<Control>, Condvar),
+    tx: &SyncSender<(u64, Result<Batch, Error>)>,
+    prefetch: u64,
+) {
+    loop {
+        let step = {
+            let (m, cv) = control;
+            let mut c = lock(m);
+            loop {
+                if c.stop {
+                    return;
+                }
+                if let Some(t) = shared.total_steps {
+                    if c.next_step >= t {
+                        return;
+                    }
+                }
+                if c.next_step < c.consumed + prefetch {
+                    break;
+                }
+                c = match cv.wait(c) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+            }
+            let s = c.next_step;
+            c.next_step += 1;
+            s
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.build(step)))
+            .unwrap_or_else(|_| {
+                Err(Error::Pipeline(format!(
+                    "worker panicked while building step {step}"
+                )))
+            });
+        let failed = result.is_err();
+        if tx.send((step, result)).is_err() || failed {
+            return;
+        }
+    }
+}
