@@ -6,7 +6,7 @@
 //! `t10k-labels-idx1-ubyte[.gz]`), gzip-compressed or raw. The 28×28
 //! grayscale images are replicated to 3 channels. Debian's
 //! `dataset-fashion-mnist` package installs these files under
-//! `/usr/share/dataset-fashion-mnist/`, which is searched when no
+//! `/usr/share/datasets/fashion-mnist/`, which is searched when no
 //! `--data_dir` holds them.
 
 use std::io::Read;
@@ -140,7 +140,7 @@ pub struct FashionMnist {
 }
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
-pub const DEBIAN_DIR: &str = "/usr/share/dataset-fashion-mnist";
+pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 fn find(dirs: &[PathBuf], stem: &str) -> Option<PathBuf> {
     for d in dirs {
