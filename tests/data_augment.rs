@@ -11,6 +11,9 @@ use simclr::npy;
 
 const TOL: f32 = 1e-5;
 
+/// A fixture suffix and the colour op it stores.
+type OpCase = (&'static str, fn(f32) -> ColorOp);
+
 fn load(name: &str) -> npy::NpyArray {
     let p = data_common::augment_dir().join(format!("{name}.npy"));
     npy::read(&p).unwrap_or_else(|e| panic!("{e}"))
@@ -87,7 +90,7 @@ fn single_colour_ops_without_clipping_match_tf() {
     let j = json();
     for s in [32, 64] {
         let img = load_f32(&format!("img{s}"));
-        let cases: [(&str, fn(f32) -> ColorOp); 5] = [
+        let cases: [OpCase; 5] = [
             ("brightness_v2", ColorOp::BrightnessMul),
             ("brightness_v1", ColorOp::BrightnessAdd),
             ("contrast", ColorOp::Contrast),
@@ -112,7 +115,7 @@ fn fixed_order_jitter_with_clipping_matches_tf() {
         let img = load_f32(&format!("img{s}"));
         // Single-op jitters: the draws list says how often the op ran (the
         // original's hue branch runs at all four steps when only hue is set).
-        let singles: [(&str, fn(f32) -> ColorOp); 4] = [
+        let singles: [OpCase; 4] = [
             ("brightness", ColorOp::BrightnessMul),
             ("contrast", ColorOp::Contrast),
             ("saturation", ColorOp::Saturation),
