@@ -672,33 +672,42 @@ pub fn blur_filter(kernel_size: usize, sigma: f32) -> Vec<f32> {
 /// stored in `data` (3 channels). `scratch` must have the same length.
 fn blur_in_place(data: &mut [f32], h: usize, w: usize, filter: &[f32], scratch: &mut [f32]) {
     let r = (filter.len() / 2) as i64;
-    // Horizontal: scratch <- data * filter along x.
+    let row = w * 3;
+    // Horizontal: scratch <- data * filter along x. Each output accumulates
+    // its taps in filter order; taps that fall in the zero padding are skipped.
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0f32;
-                for (k, &fw) in filter.iter().enumerate() {
-                    let xx = x as i64 + k as i64 - r;
-                    if xx >= 0 && (xx as usize) < w {
-                        acc += data[(y * w + xx as usize) * 3 + c] * fw;
-                    }
-                }
-                scratch[(y * w + x) * 3 + c] = acc;
+        let src = &data[y * row..(y + 1) * row];
+        let dst = &mut scratch[y * row..(y + 1) * row];
+        dst.fill(0.0);
+        for (k, &fw) in filter.iter().enumerate() {
+            let s = k as i64 - r;
+            let x0 = (-s).max(0) as usize;
+            let x1 = (w as i64 - s).min(w as i64).max(0) as usize;
+            if x0 >= x1 {
+                continue;
+            }
+            let src_lo = (x0 as i64 + s) as usize * 3;
+            let n = (x1 - x0) * 3;
+            for (o, &i) in dst[x0 * 3..x0 * 3 + n]
+                .iter_mut()
+                .zip(&src[src_lo..src_lo + n])
+            {
+                *o += i * fw;
             }
         }
     }
     // Vertical: data <- scratch * filter along y.
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0f32;
-                for (k, &fw) in filter.iter().enumerate() {
-                    let yy = y as i64 + k as i64 - r;
-                    if yy >= 0 && (yy as usize) < h {
-                        acc += scratch[(yy as usize * w + x) * 3 + c] * fw;
-                    }
-                }
-                data[(y * w + x) * 3 + c] = acc;
+        let dst = &mut data[y * row..(y + 1) * row];
+        dst.fill(0.0);
+        for (k, &fw) in filter.iter().enumerate() {
+            let yy = y as i64 + k as i64 - r;
+            if yy < 0 || yy >= h as i64 {
+                continue;
+            }
+            let src = &scratch[yy as usize * row..(yy as usize + 1) * row];
+            for (o, &i) in dst.iter_mut().zip(src) {
+                *o += i * fw;
             }
         }
     }
