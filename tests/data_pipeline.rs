@@ -95,8 +95,18 @@ fn same_seed_same_global_batches_for_1_or_4_workers_and_1_or_2_replicas() {
     let reference = run(ds.clone(), base.clone(), 1, 8);
     let four = run(ds.clone(), base.clone(), 4, 8);
     assert!(reference == four, "1 vs 4 workers differ");
+    let small_chunks = PipelineConfig {
+        examples_per_task: 3,
+        prefetch: 3,
+        ..base.clone()
+    };
+    assert!(
+        reference == run(ds.clone(), small_chunks, 4, 8),
+        "chunks of 3 on 4 workers differ"
+    );
     let two_rep = PipelineConfig {
         num_replicas: 2,
+        examples_per_task: 1,
         ..base.clone()
     };
     assert!(
@@ -189,6 +199,7 @@ fn eval_covers_every_example_once_with_padding_mask() {
     });
     let mut cfg = PipelineConfig::eval(8, 2, 32);
     cfg.num_workers = 3;
+    cfg.examples_per_task = 3;
     let mut p = Pipeline::new(ds, cfg).unwrap();
     assert_eq!(p.num_batches(), Some(5));
     let mut seen = Vec::new();
@@ -286,4 +297,16 @@ fn invalid_configurations_are_rejected() {
     let mut p = Pipeline::new(synth(4), PipelineConfig::eval(2, 1, 32)).unwrap();
     let e = p.next_batch().unwrap_err();
     assert!(e.to_string().contains("36x40"), "{e}");
+}
+
+#[test]
+fn resuming_at_a_step_reproduces_the_uninterrupted_stream() {
+    let ds = synth(30);
+    let cfg = PipelineConfig::finetune(8, 2, 32, 77);
+    let full = run(ds.clone(), cfg.clone(), 2, 6);
+    let mut p = Pipeline::starting_at(ds, cfg, 4).unwrap();
+    let b = p.next_batch().unwrap().unwrap();
+    assert_eq!(b.step, 4);
+    assert!(global(&b) == full[4], "step 4 after resume differs");
+    assert_eq!(b.replicas[0].num_views, 1);
 }

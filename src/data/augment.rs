@@ -722,6 +722,25 @@ pub fn gaussian_blur(img: &ImageF32, kernel_size: usize, sigma: f32) -> ImageF32
     out
 }
 
+/// The blur step of `batch_random_blur` for one image of a batch whose σ was
+/// already drawn: blur with `filter` when `keep_blurred`, then clip to [0, 1].
+/// `image` is `[h, w, 3]`; `scratch` must have the same length.
+pub fn blur_one_of_batch(
+    image: &mut [f32],
+    h: usize,
+    w: usize,
+    filter: &[f32],
+    keep_blurred: bool,
+    scratch: &mut [f32],
+) {
+    if keep_blurred {
+        blur_in_place(image, h, w, filter, scratch);
+    }
+    for v in image.iter_mut() {
+        *v = v.clamp(0.0, 1.0);
+    }
+}
+
 /// `batch_random_blur` for one view of a per-replica batch (§2.5): one
 /// σ ~ U[0.1, 2.0) for the whole batch, kernel `height // 10`, and per image
 /// the blurred version kept with probability `p` (0.5 in SimCLR); everything

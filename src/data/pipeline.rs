@@ -11,7 +11,11 @@
 //!   images whose `mask` entry is 0 (TF1's weights), so every example is
 //!   counted exactly once;
 //! * sharding: the global batch of step `t` is split into `R` contiguous
-//!   per-replica batches of `n = B / R` examples.
+//!   per-replica batches of `n = B / R` examples;
+//! * parallelism: each per-replica batch is cut into chunks of
+//!   `examples_per_task` examples; worker threads take chunks in step order,
+//!   at most `prefetch` steps ahead of the consumer, and write them straight
+//!   into the step's buffers, so one large step is spread over all threads.
 //!
 //! Every random decision is keyed by the seed and the example's coordinates
 //! (see [`super::rng`]), so the global batch of a step is identical whatever
@@ -20,8 +24,8 @@
 //! batch (§2.5), so with blur on the images depend on `R` as in the original.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -50,10 +54,16 @@ pub struct PipelineConfig {
     pub shuffle_buffer: Option<usize>,
     /// Worker threads (at least 1).
     pub num_workers: usize,
-    /// Global batches prepared ahead of the consumer (at least 1).
+    /// Global batches prepared ahead of the consumer (at least 1). Each
+    /// holds `B · views · H · W · 3` floats, so keep this small for large
+    /// images.
     pub prefetch: usize,
-    /// Apply `batch_random_blur` (p = 0.5 per image) to each view of each
-    /// per-replica batch on the host (pretraining with `--use_blur`).
+    /// Examples one worker task augments (a chunk of a per-replica batch);
+    /// smaller chunks spread one step over more threads.
+    pub examples_per_task: usize,
+    /// Apply `batch_random_blur` on the host (pretraining with `--use_blur`):
+    /// one σ per view per per-replica batch, each image blurred with
+    /// p = 0.5, then clipped (§2.5).
     pub blur: bool,
 }
 
@@ -75,8 +85,24 @@ impl PipelineConfig {
             seed,
             shuffle_buffer: None,
             num_workers: default_workers(),
-            prefetch: 4,
+            prefetch: 2,
+            examples_per_task: 32,
             blur: false,
+        }
+    }
+
+    /// Fine-tuning / linear-eval training defaults: 1 view, training order,
+    /// crop + flip only (§2.2).
+    pub fn finetune(
+        global_batch: usize,
+        num_replicas: usize,
+        image_size: usize,
+        seed: u64,
+    ) -> Self {
+        PipelineConfig {
+            num_views: 1,
+            augment: AugmentConfig::finetune(image_size),
+            ..Self::pretrain(global_batch, num_replicas, image_size, 1.0, seed)
         }
     }
 
@@ -91,7 +117,8 @@ impl PipelineConfig {
             seed: 0,
             shuffle_buffer: None,
             num_workers: default_workers(),
-            prefetch: 4,
+            prefetch: 2,
+            examples_per_task: 32,
             blur: false,
         }
     }
@@ -253,100 +280,212 @@ pub fn shuffle_buffer_order(n: usize, buffer: usize, seed: u64, epoch: u64) -> V
     out
 }
 
+/// The per-step buffers that workers fill chunk by chunk.
+struct StepBuf {
+    replicas: Vec<Mutex<ReplicaBatch>>,
+    remaining: AtomicUsize,
+    error: Mutex<Option<Error>>,
+}
+
 struct Shared {
     dataset: Arc<dyn Dataset>,
     cfg: PipelineConfig,
     order: Option<Order>,
     total_steps: Option<u64>,
+    first_step: u64,
+    chunk: usize,
+    chunks_per_replica: usize,
     images: AtomicU64,
+    steps: Mutex<HashMap<u64, Arc<StepBuf>>>,
 }
 
 impl Shared {
-    /// (dataset index, epoch) of every slot of global batch `step`; `None`
-    /// marks padding.
-    fn slots(&self, step: u64) -> Vec<Option<(usize, u64)>> {
-        let b = self.cfg.global_batch as u64;
-        let n = self.dataset.len() as u64;
-        (0..b)
-            .map(|i| {
-                let p = step * b + i;
-                match &self.order {
-                    Some(order) => {
-                        let epoch = p / n;
-                        let perm = order.epoch(epoch);
-                        Some((perm[(p % n) as usize], epoch))
-                    }
-                    None => (p < n).then_some((p as usize, 0)),
-                }
-            })
-            .collect()
+    fn units_per_step(&self) -> u64 {
+        (self.cfg.num_replicas * self.chunks_per_replica) as u64
     }
 
-    fn build(&self, step: u64) -> Result<Batch, Error> {
+    /// (dataset index, epoch) of slot `i` of global batch `step`; `None`
+    /// marks padding.
+    fn slot(&self, step: u64, i: usize) -> Option<(usize, u64)> {
+        let b = self.cfg.global_batch as u64;
+        let n = self.dataset.len() as u64;
+        let p = step * b + i as u64;
+        match &self.order {
+            Some(order) => {
+                let epoch = p / n;
+                let perm = order.epoch(epoch);
+                Some((perm[(p % n) as usize], epoch))
+            }
+            None => (p < n).then_some((p as usize, 0)),
+        }
+    }
+
+    fn new_step_buf(&self) -> StepBuf {
+        let cfg = &self.cfg;
+        let size = cfg.augment.image_size;
+        let nr = cfg.per_replica_batch();
+        let replicas = (0..cfg.num_replicas)
+            .map(|_| {
+                Mutex::new(ReplicaBatch {
+                    images: vec![0f32; cfg.num_views * nr * size * size * 3],
+                    labels: vec![0; nr],
+                    mask: vec![0.0; nr],
+                    indices: vec![usize::MAX; nr],
+                    num_views: cfg.num_views,
+                    batch: nr,
+                    height: size,
+                    width: size,
+                })
+            })
+            .collect();
+        StepBuf {
+            replicas,
+            remaining: AtomicUsize::new(self.units_per_step() as usize),
+            error: Mutex::new(None),
+        }
+    }
+
+    fn step_buf(&self, step: u64) -> Arc<StepBuf> {
+        let mut m = lock(&self.steps);
+        m.entry(step)
+            .or_insert_with(|| Arc::new(self.new_step_buf()))
+            .clone()
+    }
+
+    /// Augments examples `range` of replica `r`'s batch of `step` into a
+    /// local buffer `[views, len, H, W, 3]` plus labels and indices.
+    #[allow(clippy::type_complexity)]
+    fn build_chunk(
+        &self,
+        step: u64,
+        r: usize,
+        range: std::ops::Range<usize>,
+    ) -> Result<(Vec<f32>, Vec<i32>, Vec<usize>), Error> {
         let cfg = &self.cfg;
         let size = cfg.augment.image_size;
         let per_img = size * size * 3;
         let nr = cfg.per_replica_batch();
-        let slots = self.slots(step);
-        let mut replicas = Vec::with_capacity(cfg.num_replicas);
+        let len = range.len();
+        let mut images = vec![0f32; cfg.num_views * len * per_img];
+        let mut labels = vec![0i32; len];
+        let mut indices = vec![usize::MAX; len];
+        let blur_filters: Vec<Vec<f32>> = if cfg.blur && cfg.train {
+            (0..cfg.num_views)
+                .map(|v| {
+                    let sigma = Rng::new(cfg.seed, &[stream::BLUR, step, r as u64, v as u64])
+                        .uniform(0.1, 2.0);
+                    augment::blur_filter(augment::blur_kernel_size(size), sigma)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut scratch = if blur_filters.is_empty() {
+            Vec::new()
+        } else {
+            vec![0f32; per_img]
+        };
         let mut produced = 0u64;
-        for r in 0..cfg.num_replicas {
-            let mut rb = ReplicaBatch {
-                images: vec![0f32; cfg.num_views * nr * per_img],
-                labels: vec![0; nr],
-                mask: vec![0.0; nr],
-                indices: vec![usize::MAX; nr],
-                num_views: cfg.num_views,
-                batch: nr,
-                height: size,
-                width: size,
+        for (j, i) in range.enumerate() {
+            let Some((idx, epoch)) = self.slot(step, r * nr + i) else {
+                continue;
             };
-            for i in 0..nr {
-                let Some((idx, epoch)) = slots[r * nr + i] else {
-                    continue;
-                };
-                let ex = self.dataset.get(idx)?;
-                rb.labels[i] = ex.label;
-                rb.mask[i] = 1.0;
-                rb.indices[i] = idx;
-                if cfg.train {
-                    for v in 0..cfg.num_views {
+            let ex = self.dataset.get(idx)?;
+            labels[j] = ex.label;
+            indices[j] = idx;
+            let eval_img = if cfg.train {
+                None
+            } else {
+                Some(
+                    augment::preprocess_for_eval(&ex.image, &cfg.augment)
+                        .map_err(|e| with_example(e, &*self.dataset, idx))?,
+                )
+            };
+            for v in 0..cfg.num_views {
+                let out = &mut images[(v * len + j) * per_img..(v * len + j + 1) * per_img];
+                match &eval_img {
+                    Some(img) => out.copy_from_slice(&img.data),
+                    None => {
                         let mut rng =
                             Rng::new(cfg.seed, &[stream::AUGMENT, epoch, idx as u64, v as u64]);
                         let img = augment::preprocess_for_train(&ex.image, &cfg.augment, &mut rng)
                             .map_err(|e| with_example(e, &*self.dataset, idx))?;
-                        let off = (v * nr + i) * per_img;
-                        rb.images[off..off + per_img].copy_from_slice(&img.data);
-                    }
-                } else {
-                    let img = augment::preprocess_for_eval(&ex.image, &cfg.augment)
-                        .map_err(|e| with_example(e, &*self.dataset, idx))?;
-                    for v in 0..cfg.num_views {
-                        let off = (v * nr + i) * per_img;
-                        rb.images[off..off + per_img].copy_from_slice(&img.data);
+                        out.copy_from_slice(&img.data);
                     }
                 }
-                produced += cfg.num_views as u64;
-            }
-            if cfg.blur && cfg.train {
-                for v in 0..cfg.num_views {
-                    let mut rng = Rng::new(cfg.seed, &[stream::BLUR, step, r as u64, v as u64]);
-                    let off = v * nr * per_img;
-                    augment::batch_random_blur(
-                        &mut rb.images[off..off + nr * per_img],
-                        nr,
-                        size,
-                        size,
-                        0.5,
-                        &mut rng,
-                    );
+                if let Some(filter) = blur_filters.get(v) {
+                    let keep = Rng::new(
+                        cfg.seed,
+                        &[stream::BLUR, step, r as u64, v as u64, i as u64],
+                    )
+                    .bernoulli(0.5);
+                    augment::blur_one_of_batch(out, size, size, filter, keep, &mut scratch);
                 }
             }
-            replicas.push(rb);
+            produced += cfg.num_views as u64;
         }
         self.images.fetch_add(produced, Ordering::Relaxed);
-        Ok(Batch { step, replicas })
+        Ok((images, labels, indices))
     }
+
+    /// Runs work unit `unit`; returns the step when this unit completed it.
+    fn run_unit(&self, unit: u64) -> Option<(u64, Arc<StepBuf>)> {
+        let ups = self.units_per_step();
+        let step = self.first_step + unit / ups;
+        let rem = (unit % ups) as usize;
+        let (r, c) = (rem / self.chunks_per_replica, rem % self.chunks_per_replica);
+        let nr = self.cfg.per_replica_batch();
+        let range = (c * self.chunk).min(nr)..((c + 1) * self.chunk).min(nr);
+        let buf = self.step_buf(step);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.build_chunk(step, r, range.clone())
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::Pipeline(format!(
+                "worker panicked while building step {step}"
+            )))
+        });
+        match result {
+            Ok((images, labels, indices)) => {
+                let per_img = self.cfg.augment.image_size.pow(2) * 3;
+                let len = range.len();
+                let mut rb = lock(&buf.replicas[r]);
+                for v in 0..self.cfg.num_views {
+                    let dst = (v * nr + range.start) * per_img;
+                    rb.images[dst..dst + len * per_img]
+                        .copy_from_slice(&images[v * len * per_img..(v + 1) * len * per_img]);
+                }
+                for (j, i) in range.clone().enumerate() {
+                    rb.labels[i] = labels[j];
+                    rb.indices[i] = indices[j];
+                    rb.mask[i] = if indices[j] == usize::MAX { 0.0 } else { 1.0 };
+                }
+            }
+            Err(e) => {
+                lock(&buf.error).get_or_insert(e);
+            }
+        }
+        if buf.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            lock(&self.steps).remove(&step);
+            Some((step, buf))
+        } else {
+            None
+        }
+    }
+}
+
+fn finish(step: u64, buf: Arc<StepBuf>) -> Result<Batch, Error> {
+    let buf = Arc::try_unwrap(buf)
+        .map_err(|_| Error::Pipeline(format!("step {step} still referenced after completion")))?;
+    if let Some(e) = buf.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let replicas = buf
+        .replicas
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect();
+    Ok(Batch { step, replicas })
 }
 
 fn with_example(e: Error, ds: &dyn Dataset, idx: usize) -> Error {
@@ -357,20 +496,22 @@ fn with_example(e: Error, ds: &dyn Dataset, idx: usize) -> Error {
 }
 
 struct Control {
-    next_step: u64,
+    next_unit: u64,
     consumed: u64,
     stop: bool,
 }
 
-/// A running input pipeline: worker threads build global batches ahead of the
-/// consumer (at most `prefetch` of them), which [`Pipeline::next_batch`]
-/// returns in step order.
+type Done = (u64, Arc<StepBuf>);
+
+/// A running input pipeline: worker threads augment chunks of the global
+/// batches ahead of the consumer (at most `prefetch` steps ahead), and
+/// [`Pipeline::next_batch`] returns complete batches in step order.
 pub struct Pipeline {
     shared: Arc<Shared>,
     control: Arc<(Mutex<Control>, Condvar)>,
-    rx: Receiver<(u64, Result<Batch, Error>)>,
+    rx: Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
-    pending: BTreeMap<u64, Result<Batch, Error>>,
+    pending: BTreeMap<u64, Arc<StepBuf>>,
     next_out: u64,
     started: Instant,
     wait_s: f64,
@@ -387,7 +528,8 @@ impl Pipeline {
     }
 
     /// Starts the workers with the first batch being step `first_step`
-    /// (to resume training where a checkpoint left off).
+    /// (to resume training where a checkpoint left off; the batches are the
+    /// ones an uninterrupted run would have produced).
     ///
     /// # Errors
     /// As [`Pipeline::new`].
@@ -413,27 +555,34 @@ impl Pipeline {
         let total_steps = (!cfg.train).then(|| n.div_ceil(cfg.global_batch) as u64);
         let workers_n = cfg.num_workers.max(1);
         let prefetch = cfg.prefetch.max(1) as u64;
+        let nr = cfg.per_replica_batch();
+        let chunk = cfg.examples_per_task.clamp(1, nr);
+        let chunks_per_replica = nr.div_ceil(chunk);
         let shared = Arc::new(Shared {
             dataset,
             cfg,
             order,
             total_steps,
+            first_step,
+            chunk,
+            chunks_per_replica,
             images: AtomicU64::new(0),
+            steps: Mutex::new(HashMap::new()),
         });
         let control = Arc::new((
             Mutex::new(Control {
-                next_step: first_step,
+                next_unit: 0,
                 consumed: first_step,
                 stop: false,
             }),
             Condvar::new(),
         ));
-        let (tx, rx) = sync_channel::<(u64, Result<Batch, Error>)>(prefetch as usize + workers_n);
+        let (tx, rx) = channel::<Done>();
         let mut workers = Vec::with_capacity(workers_n);
         for w in 0..workers_n {
             let shared = shared.clone();
             let control = control.clone();
-            let tx: SyncSender<_> = tx.clone();
+            let tx = tx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("data-worker-{w}"))
                 .spawn(move || worker_loop(&shared, &control, &tx, prefetch))
@@ -468,8 +617,9 @@ impl Pipeline {
     /// batch.
     ///
     /// # Errors
-    /// The first reader or augmentation error of a worker (naming the file),
-    /// or [`Error::Pipeline`] when a worker died.
+    /// The first reader or augmentation error of the step (naming the file),
+    /// or [`Error::Pipeline`] when the workers are gone. After an error the
+    /// pipeline is stopped and every later call fails.
     pub fn next_batch(&mut self) -> Result<Option<Batch>, Error> {
         if self.failed {
             return Err(Error::Pipeline(
@@ -484,7 +634,7 @@ impl Pipeline {
         let t0 = Instant::now();
         let res = loop {
             if let Some(b) = self.pending.remove(&self.next_out) {
-                break b;
+                break finish(self.next_out, b);
             }
             match self.rx.recv() {
                 Ok((s, b)) => {
@@ -534,13 +684,7 @@ impl Pipeline {
             c.stop = true;
             cv.notify_all();
         }
-        // Unblock workers stuck on a full channel.
-        while self.rx.try_recv().is_ok() {}
         for h in self.workers.drain(..) {
-            while !h.is_finished() {
-                while self.rx.try_recv().is_ok() {}
-                std::thread::yield_now();
-            }
             let _ = h.join();
         }
     }
@@ -569,23 +713,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn worker_loop(
     shared: &Shared,
     control: &(Mutex<Control>, Condvar),
-    tx: &SyncSender<(u64, Result<Batch, Error>)>,
+    tx: &Sender<Done>,
     prefetch: u64,
 ) {
+    let ups = shared.units_per_step();
     loop {
-        let step = {
+        let unit = {
             let (m, cv) = control;
             let mut c = lock(m);
             loop {
                 if c.stop {
                     return;
                 }
+                let step = shared.first_step + c.next_unit / ups;
                 if let Some(t) = shared.total_steps {
-                    if c.next_step >= t {
+                    if step >= t {
                         return;
                     }
                 }
-                if c.next_step < c.consumed + prefetch {
+                if step < c.consumed + prefetch {
                     break;
                 }
                 c = match cv.wait(c) {
@@ -593,19 +739,14 @@ fn worker_loop(
                     Err(p) => p.into_inner(),
                 };
             }
-            let s = c.next_step;
-            c.next_step += 1;
-            s
+            let u = c.next_unit;
+            c.next_unit += 1;
+            u
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.build(step)))
-            .unwrap_or_else(|_| {
-                Err(Error::Pipeline(format!(
-                    "worker panicked while building step {step}"
-                )))
-            });
-        let failed = result.is_err();
-        if tx.send((step, result)).is_err() || failed {
-            return;
+        if let Some(done) = shared.run_unit(unit) {
+            if tx.send(done).is_err() {
+                return;
+            }
         }
     }
 }
