@@ -315,6 +315,7 @@ pub fn resize_bicubic(
         .collect();
     let mut data = vec![0f32; out_h * out_w * 3];
     let row = img.width * 3;
+    let mut col = vec![0f32; row];
     for y in 0..out_h {
         let yt = taps(version, scale_y, y, img.height);
         let rows: [&[f32]; 4] = [
@@ -323,18 +324,18 @@ pub fn resize_bicubic(
             &img.data[yt.idx[2] * row..(yt.idx[2] + 1) * row],
             &img.data[yt.idx[3] * row..(yt.idx[3] + 1) * row],
         ];
+        // Vertical taps for every input column of the row (the same products
+        // and sums TF forms per column), then horizontal taps per output.
+        for (i, v) in col.iter_mut().enumerate() {
+            *v = rows[0][i] * yt.w[0] + rows[1][i] * yt.w[1] + rows[2][i] * yt.w[2] + rows[3][i] * yt.w[3];
+        }
+        let out_row = &mut data[y * out_w * 3..(y + 1) * out_w * 3];
         for (x, t) in xt.iter().enumerate() {
             for c in 0..3 {
-                let mut col = [0f32; 4];
-                for (j, cv) in col.iter_mut().enumerate() {
-                    let i = t.idx[j] * 3 + c;
-                    *cv = rows[0][i] * yt.w[0]
-                        + rows[1][i] * yt.w[1]
-                        + rows[2][i] * yt.w[2]
-                        + rows[3][i] * yt.w[3];
-                }
-                data[(y * out_w + x) * 3 + c] =
-                    col[0] * t.w[0] + col[1] * t.w[1] + col[2] * t.w[2] + col[3] * t.w[3];
+                out_row[x * 3 + c] = col[t.idx[0] * 3 + c] * t.w[0]
+                    + col[t.idx[1] * 3 + c] * t.w[1]
+                    + col[t.idx[2] * 3 + c] * t.w[2]
+                    + col[t.idx[3] * 3 + c] * t.w[3];
             }
         }
     }
