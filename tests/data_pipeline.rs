@@ -310,3 +310,21 @@ fn resuming_at_a_step_reproduces_the_uninterrupted_stream() {
     assert!(global(&b) == full[4], "step 4 after resume differs");
     assert_eq!(b.replicas[0].num_views, 1);
 }
+
+#[test]
+fn cached_in_memory_copy_gives_the_same_batches() {
+    use simclr::data::InMemory;
+    let ds = synth(20);
+    let cached: Arc<dyn Dataset> = Arc::new(InMemory::cache(&*ds).unwrap());
+    let cfg = PipelineConfig::pretrain(4, 1, 32, 1.0, 8);
+    assert!(run(ds, cfg.clone(), 2, 3) == run(cached, cfg, 1, 3));
+    let bad = vec![Example {
+        image: ImageU8 {
+            height: 1,
+            width: 1,
+            data: vec![0, 0, 0],
+        },
+        label: 12,
+    }];
+    assert!(InMemory::new(bad, 10, "x").is_err());
+}

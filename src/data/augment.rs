@@ -327,7 +327,10 @@ pub fn resize_bicubic(
         // Vertical taps for every input column of the row (the same products
         // and sums TF forms per column), then horizontal taps per output.
         for (i, v) in col.iter_mut().enumerate() {
-            *v = rows[0][i] * yt.w[0] + rows[1][i] * yt.w[1] + rows[2][i] * yt.w[2] + rows[3][i] * yt.w[3];
+            *v = rows[0][i] * yt.w[0]
+                + rows[1][i] * yt.w[1]
+                + rows[2][i] * yt.w[2]
+                + rows[3][i] * yt.w[3];
         }
         let out_row = &mut data[y * out_w * 3..(y + 1) * out_w * 3];
         for (x, t) in xt.iter().enumerate() {

@@ -244,3 +244,75 @@ pub fn open_dataset(
         }
     }
 }
+
+/// A dataset held in memory: decoded images and labels (for tests, small
+/// custom datasets and cached splits).
+#[derive(Debug, Clone)]
+pub struct InMemory {
+    examples: Vec<Example>,
+    num_classes: usize,
+    name: String,
+}
+
+impl InMemory {
+    /// Wraps `examples`; labels must lie in `0..num_classes`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a label outside the range.
+    pub fn new(examples: Vec<Example>, num_classes: usize, name: &str) -> Result<Self, Error> {
+        if let Some((i, e)) = examples
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.label < 0 || e.label as usize >= num_classes)
+        {
+            return Err(Error::Config(format!(
+                "{name}: example {i} has label {} outside 0..{num_classes}",
+                e.label
+            )));
+        }
+        Ok(InMemory {
+            examples,
+            num_classes,
+            name: name.to_string(),
+        })
+    }
+
+    /// Reads every example of `ds` into memory (`--cache_dataset`).
+    ///
+    /// # Errors
+    /// The first reader error.
+    pub fn cache(ds: &dyn Dataset) -> Result<Self, Error> {
+        let examples = (0..ds.len())
+            .map(|i| ds.get(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(InMemory {
+            examples,
+            num_classes: ds.num_classes(),
+            name: format!("cached {}", ds.describe()),
+        })
+    }
+}
+
+impl Dataset for InMemory {
+    fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn get(&self, index: usize) -> Result<Example, Error> {
+        self.examples.get(index).cloned().ok_or_else(|| {
+            Error::Config(format!(
+                "example index {index} out of range ({} examples in {})",
+                self.examples.len(),
+                self.name
+            ))
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
