@@ -237,3 +237,30 @@ fn resize_to_same_size_is_identity_for_tf2_and_tf1() {
         assert_eq!(out.data, img.data, "{v:?} identity resize");
     }
 }
+
+#[test]
+fn tiny_and_elongated_images_do_not_panic() {
+    use simclr::data::rng::Rng;
+    for (h, w) in [(1, 1), (1, 300), (300, 2), (3, 5)] {
+        let img = ImageU8 {
+            height: h,
+            width: w,
+            data: vec![128; h * w * 3],
+        };
+        for v in [ResizeVersion::Tf1, ResizeVersion::Tf2] {
+            let cfg = AugmentConfig {
+                resize: v,
+                ..AugmentConfig::pretrain(64, 1.0)
+            };
+            let e = augment::preprocess_for_eval(&img, &cfg).unwrap();
+            assert_eq!(e.data.len(), 64 * 64 * 3);
+            let t =
+                augment::preprocess_for_train(&img, &cfg, &mut Rng::new(0, &[h as u64, w as u64]))
+                    .unwrap();
+            assert!(
+                t.data.iter().all(|x| (0.0..=1.0).contains(x)),
+                "{h}x{w} {v:?}"
+            );
+        }
+    }
+}

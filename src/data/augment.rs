@@ -789,7 +789,8 @@ pub fn center_crop_window(
             (((crop_proportion as f64 * aspect as f64) as f32) * hf).round_ties_even(),
         )
     };
-    let (ch, cw) = ((ch.max(0.0) as usize).min(h), (cw.max(0.0) as usize).min(w));
+    // At least one pixel, at most the image.
+    let (ch, cw) = ((ch.max(1.0) as usize).min(h), (cw.max(1.0) as usize).min(w));
     CropWindow {
         y: (h - ch).div_ceil(2),
         x: (w - cw).div_ceil(2),

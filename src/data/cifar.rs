@@ -152,9 +152,10 @@ impl Cifar10 {
         &self.labels
     }
 
-    /// The HWC bytes of image `index` (3,072 bytes). Panics if out of range.
-    pub fn image_bytes(&self, index: usize) -> &[u8] {
-        &self.images[index * IMAGE_BYTES..(index + 1) * IMAGE_BYTES]
+    /// The HWC bytes of image `index` (3,072 bytes), or `None` when out of range.
+    pub fn image_bytes(&self, index: usize) -> Option<&[u8]> {
+        self.images
+            .get(index * IMAGE_BYTES..(index + 1) * IMAGE_BYTES)
     }
 }
 
@@ -185,21 +186,21 @@ impl Dataset for Cifar10 {
     }
 
     fn get(&self, index: usize) -> Result<Example, Error> {
-        if index >= self.labels.len() {
-            return Err(Error::Config(format!(
+        match (self.image_bytes(index), self.labels.get(index)) {
+            (Some(bytes), Some(&label)) => Ok(Example {
+                image: ImageU8 {
+                    height: SIZE,
+                    width: SIZE,
+                    data: bytes.to_vec(),
+                },
+                label: label as i32,
+            }),
+            _ => Err(Error::Config(format!(
                 "example index {index} out of range for {} with {} examples",
                 self.describe,
                 self.labels.len()
-            )));
+            ))),
         }
-        Ok(Example {
-            image: ImageU8 {
-                height: SIZE,
-                width: SIZE,
-                data: self.image_bytes(index).to_vec(),
-            },
-            label: self.labels[index] as i32,
-        })
     }
 
     fn describe(&self) -> String {
