@@ -155,18 +155,30 @@ fn tfds_imagenet_shards_are_indexed_and_decoded() {
         tfrecord::tfds_shard_name("imagenet2012", "train", 7, 1024),
         "imagenet2012-train.tfrecord-00007-of-01024"
     );
-    let train = open_dataset("imagenet2012", Some(root.path()), "train").unwrap();
+    let train = open_dataset("imagenet2012", Some(root.path()), "train", BadImages::Fail).unwrap();
     assert_eq!(train.len(), 12);
     assert_eq!(train.num_classes(), 1000);
     let ex = train.get(5).unwrap();
     assert_eq!((ex.image.width, ex.image.height, ex.label), (25, 16, 5));
-    let val = open_dataset("imagenet2012", Some(root.path()), "validation").unwrap();
+    let val = open_dataset(
+        "imagenet2012",
+        Some(root.path()),
+        "validation",
+        BadImages::Fail,
+    )
+    .unwrap();
     assert_eq!(val.len(), 5);
 
     // Subsets by file-name list, as the original's 1percent.txt.
     let keep = "n00000000_0.JPEG\nn00000002_5.JPEG\nn00000002_11.JPEG\n";
     std::fs::write(root.path().join("1percent.txt"), keep).unwrap();
-    let sub = open_dataset("imagenet2012_subset/1pct", Some(root.path()), "train").unwrap();
+    let sub = open_dataset(
+        "imagenet2012_subset/1pct",
+        Some(root.path()),
+        "train",
+        BadImages::Fail,
+    )
+    .unwrap();
     let labels: HashSet<i32> = (0..sub.len()).map(|i| sub.get(i).unwrap().label).collect();
     assert_eq!(labels, HashSet::from([0, 5, 11]));
     let e = TfdsImagenet::open(root.path(), "train", Subset::TenPercent).unwrap_err();
@@ -358,7 +370,7 @@ fn image_folder_reads_classes_and_splits_and_reports_bad_files() {
         ),
         (5, 7, &[1u8, 2, 3][..])
     );
-    let val = open_dataset(root.path().to_str().unwrap(), None, "test").unwrap();
+    let val = open_dataset(root.path().to_str().unwrap(), None, "test", BadImages::Skip).unwrap();
     assert_eq!(val.len(), 4);
 
     std::fs::write(root.path().join("train/cat/1.jpg"), b"\xff\xd8 broken").unwrap();
@@ -380,7 +392,7 @@ fn image_folder_reads_classes_and_splits_and_reports_bad_files() {
         ImageFolder::open(empty.path(), Split::Train, BadImages::Fail),
         Err(Error::NotFound { .. })
     ));
-    let e = open_dataset("no_such_dataset", None, "train")
+    let e = open_dataset("no_such_dataset", None, "train", BadImages::Fail)
         .err()
         .unwrap();
     assert!(e.to_string().contains("--dataset"), "{e}");

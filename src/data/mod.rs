@@ -196,7 +196,9 @@ impl Split {
 ///   TFDS TFRecord shards, [`tfrecord::TfdsImagenet`];
 /// * anything else that is an existing folder: [`folder::ImageFolder`].
 ///
-/// `split_name` is the TFDS split (`train`, `test`, `validation`).
+/// `split_name` is the TFDS split (`train`, `test`, `validation`);
+/// `bad_images` says what an image folder does with undecodable files
+/// (`--skip_bad_images` → [`folder::BadImages::Skip`]).
 ///
 /// # Errors
 /// [`Error::NotFound`] when the files are missing, [`Error::Config`] for an
@@ -205,6 +207,7 @@ pub fn open_dataset(
     name: &str,
     data_dir: Option<&Path>,
     split_name: &str,
+    bad_images: folder::BadImages,
 ) -> Result<Box<dyn Dataset>, Error> {
     let split = Split::parse(split_name)?;
     let dir = |default: &str| -> PathBuf {
@@ -230,11 +233,7 @@ pub fn open_dataset(
         other => {
             let p = Path::new(other);
             if p.is_dir() {
-                Ok(Box::new(folder::ImageFolder::open(
-                    p,
-                    split,
-                    folder::BadImages::Fail,
-                )?))
+                Ok(Box::new(folder::ImageFolder::open(p, split, bad_images)?))
             } else {
                 Err(Error::Config(format!(
                     "unknown --dataset '{other}': use cifar10, fashion_mnist, imagenet2012, \
