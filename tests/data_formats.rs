@@ -397,3 +397,49 @@ fn image_folder_reads_classes_and_splits_and_reports_bad_files() {
         .unwrap();
     assert!(e.to_string().contains("--dataset"), "{e}");
 }
+
+#[test]
+fn cifar10_falls_back_to_tfds_png_shards() {
+    let root = tempfile::tempdir().unwrap();
+    let vdir = root.path().join("cifar10").join("3.0.2");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..3u8 {
+        let img = image::RgbImage::from_pixel(32, 32, image::Rgb([i, 2 * i, 3 * i]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let ex = tfrecord::image_example(&png.into_inner(), i as i64 + 7, "x");
+        tfrecord::write_record(&mut buf, &ex.encode_to_vec());
+    }
+    std::fs::write(
+        vdir.join(tfrecord::tfds_shard_name("cifar10", "test", 0, 1)),
+        &buf,
+    )
+    .unwrap();
+    let ds = open_dataset("cifar10", Some(root.path()), "test", BadImages::Fail).unwrap();
+    assert_eq!((ds.len(), ds.num_classes()), (3, 10));
+    let ex = ds.get(2).unwrap();
+    assert_eq!((ex.label, &ex.image.data[..3]), (9, &[2u8, 4, 6][..]));
+    // Labels outside the class count are reported, naming the shard.
+    let mut buf = Vec::new();
+    tfrecord::write_record(
+        &mut buf,
+        &tfrecord::image_example(b"", 10, "y").encode_to_vec(),
+    );
+    std::fs::write(
+        vdir.join(tfrecord::tfds_shard_name("cifar10", "test", 0, 1)),
+        &buf,
+    )
+    .unwrap();
+    let ds = open_dataset("cifar10", Some(root.path()), "test", BadImages::Fail).unwrap();
+    let e = ds.get(0).unwrap_err();
+    assert!(
+        e.to_string().contains("label 10") && e.to_string().contains("cifar10-test.tfrecord"),
+        "{e}"
+    );
+    // Without either format the native reader's error is reported.
+    let e = open_dataset("cifar10", Some(root.path()), "train", BadImages::Fail)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("cifar-10-batches-bin"), "{e}");
+}

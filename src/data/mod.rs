@@ -190,10 +190,10 @@ impl Split {
 
 /// Opens the dataset named by `--dataset` under `--data_dir`:
 /// * `cifar10`: [`cifar::Cifar10`] (`data_dir` holds `cifar-10-batches-bin/`
-///   or the `.bin` files themselves);
-/// * `fashion_mnist`: [`idx::FashionMnist`];
+///   or the `.bin` files themselves), else TFDS shards `cifar10/<version>/`;
+/// * `fashion_mnist`: [`idx::FashionMnist`], else TFDS shards;
 /// * `imagenet2012`, `imagenet2012_subset/1pct`, `imagenet2012_subset/10pct`:
-///   TFDS TFRecord shards, [`tfrecord::TfdsImagenet`];
+///   TFDS TFRecord shards, [`tfrecord::TfdsImages`];
 /// * anything else that is an existing folder: [`folder::ImageFolder`].
 ///
 /// `split_name` is the TFDS split (`train`, `test`, `validation`);
@@ -216,15 +216,25 @@ pub fn open_dataset(
             .unwrap_or_else(|| PathBuf::from(default))
     };
     match name {
-        "cifar10" => Ok(Box::new(cifar::Cifar10::open(&dir("."), split)?)),
-        "fashion_mnist" => Ok(Box::new(idx::FashionMnist::open(&dir("."), split)?)),
+        "cifar10" => match cifar::Cifar10::open(&dir("."), split) {
+            Ok(d) => Ok(Box::new(d)),
+            Err(e @ Error::NotFound { .. }) => tfds_fallback(&dir("."), "cifar10", split, 10, e),
+            Err(e) => Err(e),
+        },
+        "fashion_mnist" => match idx::FashionMnist::open(&dir("."), split) {
+            Ok(d) => Ok(Box::new(d)),
+            Err(e @ Error::NotFound { .. }) => {
+                tfds_fallback(&dir("."), "fashion_mnist", split, 10, e)
+            }
+            Err(e) => Err(e),
+        },
         "imagenet2012" | "imagenet2012_subset/1pct" | "imagenet2012_subset/10pct" => {
             let subset = match name {
                 "imagenet2012_subset/1pct" => tfrecord::Subset::OnePercent,
                 "imagenet2012_subset/10pct" => tfrecord::Subset::TenPercent,
                 _ => tfrecord::Subset::Full,
             };
-            Ok(Box::new(tfrecord::TfdsImagenet::open(
+            Ok(Box::new(tfrecord::TfdsImages::open(
                 &dir("."),
                 split_name,
                 subset,
@@ -241,6 +251,27 @@ pub fn open_dataset(
                 )))
             }
         }
+    }
+}
+
+/// Tries TFDS TFRecord shards of `name` after the native files were not
+/// found; reports the native error when the shards are missing too.
+fn tfds_fallback(
+    dir: &Path,
+    name: &str,
+    split: Split,
+    num_classes: usize,
+    native: Error,
+) -> Result<Box<dyn Dataset>, Error> {
+    let split_name = if split == Split::Train {
+        "train"
+    } else {
+        "test"
+    };
+    match tfrecord::TfdsImages::open_tfds(dir, name, split_name, num_classes) {
+        Ok(d) => Ok(Box::new(d)),
+        Err(Error::NotFound { .. }) => Err(native),
+        Err(e) => Err(e),
     }
 }
 

@@ -411,17 +411,45 @@ fn shards_in(dir: &Path, name: &str, config: Option<&str>, split: &str) -> Optio
         .find_map(|d| find_shards(&d, name, split).ok())
 }
 
-/// ImageNet from TFDS TFRecord shards (`image` = JPEG bytes, `label` =
-/// class 0–999, `file_name`).
+/// An image dataset stored as TFDS TFRecord shards (`image` = encoded JPEG
+/// or PNG bytes, `label` = class index, optionally `file_name`): ImageNet
+/// and its subsets, or any other TFDS image classification dataset such as
+/// `cifar10` and `fashion_mnist`.
 #[derive(Debug)]
-pub struct TfdsImagenet {
+pub struct TfdsImages {
     files: Vec<PathBuf>,
     records: Vec<(u32, RecordPos)>,
+    num_classes: usize,
     describe: String,
 }
 
-impl TfdsImagenet {
-    /// Opens `split` (`train`, `validation`) of ImageNet or one of its
+/// The former name of [`TfdsImages`], for ImageNet.
+pub type TfdsImagenet = TfdsImages;
+
+impl TfdsImages {
+    /// Opens `split` of the TFDS dataset `name` (e.g. `cifar10`, `test`)
+    /// under the TFDS `dir` (`dir/name/<version>/name-split.tfrecord-*`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no complete shard set exists; reader errors.
+    pub fn open_tfds(
+        dir: &Path,
+        name: &str,
+        split: &str,
+        num_classes: usize,
+    ) -> Result<Self, Error> {
+        let files = shards_in(dir, name, None, split).ok_or_else(|| Error::NotFound {
+            what: format!(
+                "TFDS {name} {split} shards ({})",
+                tfds_shard_name(name, split, 0, 1)
+            ),
+            path: dir.display().to_string(),
+            hint: format!("prepare {name} with tensorflow_datasets under --data_dir"),
+        })?;
+        Self::from_files(files, None, num_classes)
+    }
+
+    /// Opens `split` (`train`, `validation`) of ImageNet (1,000 classes) or one of its
     /// subsets under the TFDS `dir`. Subsets use TFDS's
     /// `imagenet2012_subset/{1pct,10pct}` shards when present, otherwise the
     /// `imagenet2012` training shards filtered by `1percent.txt` /
@@ -438,7 +466,7 @@ impl TfdsImagenet {
         };
         if let (Some(cfg), "train") = (subset.config(), split) {
             if let Some(files) = shards_in(dir, "imagenet2012_subset", Some(cfg), split) {
-                return Self::from_files(files, None);
+                return Self::from_files(files, None, 1000);
             }
             let list_name = subset.list_name().unwrap_or_default();
             let list = [
@@ -466,7 +494,7 @@ impl TfdsImagenet {
                     path: dir.display().to_string(),
                     hint: "prepare imagenet2012 with tensorflow_datasets under --data_dir".into(),
                 })?;
-            return Self::from_files(files, Some(&names));
+            return Self::from_files(files, Some(&names), 1000);
         }
         let files = shards_in(dir, "imagenet2012", None, split).ok_or_else(|| Error::NotFound {
             what: format!(
@@ -476,15 +504,19 @@ impl TfdsImagenet {
             path: dir.display().to_string(),
             hint: "prepare imagenet2012 with tensorflow_datasets under --data_dir".into(),
         })?;
-        Self::from_files(files, None)
+        Self::from_files(files, None, 1000)
     }
 
     /// Indexes the given shard files; with `keep`, only records whose
-    /// `file_name` is in the set.
+    /// `file_name` is in the set. Labels must lie in `0..num_classes`.
     ///
     /// # Errors
     /// Reader errors naming the file and record.
-    pub fn from_files(files: Vec<PathBuf>, keep: Option<&HashSet<String>>) -> Result<Self, Error> {
+    pub fn from_files(
+        files: Vec<PathBuf>,
+        keep: Option<&HashSet<String>>,
+        num_classes: usize,
+    ) -> Result<Self, Error> {
         let mut records = Vec::new();
         for (fi, f) in files.iter().enumerate() {
             let recs = scan_file(f)?;
@@ -509,21 +541,22 @@ impl TfdsImagenet {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
         );
-        Ok(TfdsImagenet {
+        Ok(TfdsImages {
             files,
             records,
+            num_classes,
             describe,
         })
     }
 }
 
-impl Dataset for TfdsImagenet {
+impl Dataset for TfdsImages {
     fn len(&self) -> usize {
         self.records.len()
     }
 
     fn num_classes(&self) -> usize {
-        1000
+        self.num_classes
     }
 
     fn get(&self, index: usize) -> Result<Example, Error> {
@@ -544,12 +577,15 @@ impl Dataset for TfdsImagenet {
             reason: reason.to_string(),
         };
         let jpeg = bytes_feature(&ex, "image").ok_or_else(|| {
-            corrupt("no bytes feature 'image' (expected TFDS imagenet2012 records)")
+            corrupt("no bytes feature 'image' (expected TFDS image classification records)")
         })?;
         let label =
             int64_feature(&ex, "label").ok_or_else(|| corrupt("no int64 feature 'label'"))?;
-        if !(0..1000).contains(&label) {
-            return Err(corrupt(&format!("label {label} is not in 0..1000")));
+        if label < 0 || label as u64 >= self.num_classes as u64 {
+            return Err(corrupt(&format!(
+                "label {label} is not in 0..{}",
+                self.num_classes
+            )));
         }
         let image = decode_image(jpeg, &format!("{name} record at offset {}", pos.offset))?;
         Ok(Example {
