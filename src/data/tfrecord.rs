@@ -1,6 +1,7 @@
-//! TFRecord files of `tf.train.Example`s as written by TFDS, and the
-//! `imagenet2012` / `imagenet2012_subset/{1pct,10pct}` datasets built on
-//! them (SIMCLR.md §1 `--dataset`, §2.1 split sizes).
+//! TFRecord files of `tf.train.Example`s as written by TFDS, and the image
+//! datasets built on them: `imagenet2012`, `imagenet2012_subset/{1pct,10pct}`
+//! and any TFDS image classification set such as `cifar10` (SIMCLR.md §1
+//! `--dataset`, §2.1 split sizes).
 //!
 //! Owns: the record framing (u64 little-endian length, masked CRC32C of the
 //! length, data, masked CRC32C of the data) with a CRC32C of our own;
