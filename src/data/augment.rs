@@ -1,0 +1,948 @@
+//! SimCLR's image preprocessing, reproducing the original TensorFlow ops
+//! (SIMCLR.md §2.2–§2.6 and §12 items 6–10).
+//!
+//! Owns, on HWC float images:
+//! * the crop sampler of `tf.image.sample_distorted_bounding_box` with the
+//!   whole image as bounding box (§2.3): [`sample_distorted_crop`];
+//! * TF's bicubic resize, legacy (TF1, a = −0.75) and half-pixel (TF2,
+//!   a = −0.5), including TF's 1,024-entry coefficient table: [`resize_bicubic`];
+//! * flip, colour distortion (brightness v1/v2, contrast, saturation, hue,
+//!   random order, clipping after each op), grayscale (§2.4);
+//! * Gaussian blur on a per-replica batch (§2.5): [`batch_random_blur`];
+//! * the eval centre crop (§2.6): [`center_crop`], [`preprocess_for_eval`].
+//!
+//! Randomness comes from [`Rng`] streams supplied by the caller (the
+//! pipeline keys them by seed, epoch, example and view). Does not own batching.
+
+use super::rng::Rng;
+use super::{Error, ImageF32, ImageU8};
+
+/// Which TensorFlow generation's resize kernel to reproduce (§2.3, §11.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResizeVersion {
+    /// `tf.compat.v1.image.resize_bicubic`: `half_pixel_centers=False`,
+    /// cubic a = −0.75, taps clamped to the border. The default.
+    #[default]
+    Tf1,
+    /// `tf.image.resize(method=BICUBIC)`: half-pixel centres, Keys a = −0.5,
+    /// out-of-image taps dropped and the remaining weights renormalised.
+    Tf2,
+}
+
+impl ResizeVersion {
+    /// Parses `tf1` / `tf2`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for other names.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "tf1" | "v1" | "legacy" => Ok(ResizeVersion::Tf1),
+            "tf2" | "v2" => Ok(ResizeVersion::Tf2),
+            o => Err(Error::Config(format!(
+                "unknown resize version '{o}': use tf1 or tf2"
+            ))),
+        }
+    }
+}
+
+/// Brightness implementation (§2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BrightnessImpl {
+    /// `simclrv2`: multiply by a factor ~ U[max(1 − δ, 0), 1 + δ]. The default.
+    #[default]
+    SimclrV2,
+    /// `simclrv1`: add an offset ~ U[−δ, δ] (`tf.image.random_brightness`).
+    SimclrV1,
+}
+
+/// A crop window in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropWindow {
+    /// First row.
+    pub y: usize,
+    /// First column.
+    pub x: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// True when no attempt succeeded and the whole image was used.
+    pub fallback: bool,
+}
+
+/// Parameters of the crop sampler; [`CropParams::simclr`] gives SimCLR's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropParams {
+    /// Minimum fraction of the (whole-image) bounding box the crop must cover.
+    pub min_object_covered: f32,
+    /// Range of width / height of the crop.
+    pub aspect_ratio_range: (f32, f32),
+    /// Range of crop area as a fraction of the image area.
+    pub area_range: (f32, f32),
+    /// Attempts before falling back to the whole image.
+    pub max_attempts: u32,
+}
+
+impl CropParams {
+    /// SimCLR's values for a target of aspect ratio `r = width / height`:
+    /// min_object_covered 0.1, aspect [3/4·r, 4/3·r], area [0.08, 1], 100 attempts.
+    pub fn simclr(target_aspect: f64) -> Self {
+        CropParams {
+            min_object_covered: 0.1,
+            aspect_ratio_range: (
+                (3.0 / 4.0 * target_aspect) as f32,
+                (4.0 / 3.0 * target_aspect) as f32,
+            ),
+            area_range: (0.08, 1.0),
+            max_attempts: 100,
+        }
+    }
+}
+
+/// C's `lrintf` in the default rounding mode: nearest, ties to even.
+fn lrintf(v: f32) -> i64 {
+    v.round_ties_even() as i64
+}
+
+/// One attempt of TF's `GenerateRandomCrop` for an image of `w`×`h` pixels.
+fn generate_random_crop(
+    w: i64,
+    h: i64,
+    min_rel: f32,
+    max_rel: f32,
+    aspect: f32,
+    rng: &mut Rng,
+) -> Option<(i64, i64, i64, i64)> {
+    if max_rel <= 0.0 || aspect <= 0.0 || w <= 0 || h <= 0 || min_rel > max_rel {
+        return None;
+    }
+    let min_area = min_rel * w as f32 * h as f32;
+    let max_area = max_rel * w as f32 * h as f32;
+    let mut height = lrintf((min_area / aspect).sqrt());
+    let mut max_height = lrintf((max_area / aspect).sqrt());
+    if lrintf(max_height as f32 * aspect) > w {
+        let eps = 0.000_000_1f32 as f64;
+        max_height = ((w as f64 + 0.5 - eps) / aspect as f64) as i64;
+        if lrintf(max_height as f32 * aspect) > w {
+            max_height -= 1;
+        }
+    }
+    if max_height > h {
+        max_height = h;
+    }
+    if height >= max_height {
+        height = max_height;
+    }
+    if height < max_height {
+        height += rng.below((max_height - height + 1) as u64) as i64;
+    }
+    let mut width = lrintf(height as f32 * aspect);
+    let mut area = (width * height) as f32;
+    if area < min_area {
+        height += 1;
+        width = lrintf(height as f32 * aspect);
+        area = (width * height) as f32;
+    }
+    if area > max_area {
+        height -= 1;
+        width = lrintf(height as f32 * aspect);
+        area = (width * height) as f32;
+    }
+    if area < min_area || area > max_area || width > w || height > h || width <= 0 || height <= 0 {
+        return None;
+    }
+    // TF quirk: Uniform(H − h) never yields the last valid offset H − h.
+    let y = if height < h {
+        rng.below((h - height) as u64) as i64
+    } else {
+        0
+    };
+    let x = if width < w {
+        rng.below((w - width) as u64) as i64
+    } else {
+        0
+    };
+    Some((y, x, height, width))
+}
+
+/// Samples a crop window of an `height`×`width` image the way
+/// `tf.image.sample_distorted_bounding_box` does with the whole image as the
+/// only bounding box (§2.3): uniform aspect ratio, uniform *height*, the
+/// `min_object_covered` test (which makes the effective minimum area 10 %),
+/// `max_attempts` tries, then the whole image.
+pub fn sample_distorted_crop(
+    height: usize,
+    width: usize,
+    params: &CropParams,
+    rng: &mut Rng,
+) -> CropWindow {
+    let (h, w) = (height as i64, width as i64);
+    let (amin, amax) = params.aspect_ratio_range;
+    for _ in 0..params.max_attempts {
+        let aspect = rng.next_f32() * (amax - amin) + amin;
+        if let Some((y, x, ch, cw)) =
+            generate_random_crop(w, h, params.area_range.0, params.area_range.1, aspect, rng)
+        {
+            // Overlap with the whole-image box = crop area / image area.
+            let object_area = (h * w) as f32;
+            let covered = (ch * cw) as f32 / object_area;
+            if object_area > 0.0 && covered >= params.min_object_covered {
+                return CropWindow {
+                    y: y as usize,
+                    x: x as usize,
+                    height: ch as usize,
+                    width: cw as usize,
+                    fallback: false,
+                };
+            }
+        }
+    }
+    CropWindow {
+        y: 0,
+        x: 0,
+        height,
+        width,
+        fallback: true,
+    }
+}
+
+/// Copies a window out of an image (`tf.image.crop_to_bounding_box`).
+/// The window must lie inside the image.
+pub fn crop(img: &ImageF32, win: &CropWindow) -> ImageF32 {
+    let mut data = Vec::with_capacity(win.height * win.width * 3);
+    for r in win.y..win.y + win.height {
+        let start = (r * img.width + win.x) * 3;
+        data.extend_from_slice(&img.data[start..start + win.width * 3]);
+    }
+    ImageF32 {
+        height: win.height,
+        width: win.width,
+        data,
+    }
+}
+
+const TABLE_SIZE: i64 = 1024;
+
+/// TF's bicubic coefficient table for cubic parameter `a`
+/// (`(TABLE_SIZE + 1) * 2` floats, computed in double, stored as float).
+fn coeffs_table(a: f64) -> Vec<f32> {
+    let mut t = vec![0f32; (TABLE_SIZE as usize + 1) * 2];
+    for i in 0..=TABLE_SIZE as usize {
+        let mut x = (i as f64 / TABLE_SIZE as f64) as f32;
+        let xd = x as f64;
+        t[i * 2] = (((a + 2.0) * xd - (a + 3.0)) * xd * xd + 1.0) as f32;
+        x += 1.0;
+        let xd = x as f64;
+        t[i * 2 + 1] = (((a * xd - 5.0 * a) * xd + 8.0 * a) * xd - 4.0 * a) as f32;
+    }
+    t
+}
+
+fn table(version: ResizeVersion) -> &'static [f32] {
+    use std::sync::OnceLock;
+    static LEGACY: OnceLock<Vec<f32>> = OnceLock::new();
+    static KEYS: OnceLock<Vec<f32>> = OnceLock::new();
+    match version {
+        ResizeVersion::Tf1 => LEGACY.get_or_init(|| coeffs_table(-0.75)),
+        ResizeVersion::Tf2 => KEYS.get_or_init(|| coeffs_table(-0.5)),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Taps {
+    idx: [usize; 4],
+    w: [f32; 4],
+}
+
+fn taps(version: ResizeVersion, scale: f32, out: usize, limit: usize) -> Taps {
+    let t = table(version);
+    let in_f = match version {
+        ResizeVersion::Tf1 => out as f32 * scale,
+        ResizeVersion::Tf2 => (out as f32 + 0.5) * scale - 0.5,
+    };
+    let in_loc = in_f.floor() as i64;
+    let delta = in_f - in_loc as f32;
+    let off = lrintf(delta * TABLE_SIZE as f32) as usize;
+    let ts = TABLE_SIZE as usize;
+    let bound = |v: i64| -> usize { v.clamp(0, limit as i64 - 1) as usize };
+    let raw = [
+        t[off * 2 + 1],
+        t[off * 2],
+        t[(ts - off) * 2],
+        t[(ts - off) * 2 + 1],
+    ];
+    let mut idx = [0usize; 4];
+    let mut w = [0f32; 4];
+    for k in 0..4 {
+        let want = in_loc - 1 + k as i64;
+        idx[k] = bound(want);
+        w[k] = match version {
+            ResizeVersion::Tf1 => raw[k],
+            ResizeVersion::Tf2 => {
+                if idx[k] as i64 == want {
+                    raw[k]
+                } else {
+                    0.0
+                }
+            }
+        };
+    }
+    if version == ResizeVersion::Tf2 {
+        let sum = w[0] + w[1] + w[2] + w[3];
+        if sum.abs() >= 1000.0 * f32::MIN_POSITIVE {
+            let inv = 1.0 / sum;
+            for v in &mut w {
+                *v *= inv;
+            }
+        }
+    }
+    Taps { idx, w }
+}
+
+/// Bicubic resize to `out_h`×`out_w`, reproducing TF's `ResizeBicubic`
+/// kernel (vertical taps first, then horizontal, f32 arithmetic). No
+/// antialiasing; the result may overshoot [0, 1].
+pub fn resize_bicubic(
+    img: &ImageF32,
+    out_h: usize,
+    out_w: usize,
+    version: ResizeVersion,
+) -> ImageF32 {
+    let scale_y = img.height as f32 / out_h as f32;
+    let scale_x = img.width as f32 / out_w as f32;
+    let xt: Vec<Taps> = (0..out_w)
+        .map(|x| taps(version, scale_x, x, img.width))
+        .collect();
+    let mut data = vec![0f32; out_h * out_w * 3];
+    let row = img.width * 3;
+    let mut col = vec![0f32; row];
+    for y in 0..out_h {
+        let yt = taps(version, scale_y, y, img.height);
+        let rows: [&[f32]; 4] = [
+            &img.data[yt.idx[0] * row..(yt.idx[0] + 1) * row],
+            &img.data[yt.idx[1] * row..(yt.idx[1] + 1) * row],
+            &img.data[yt.idx[2] * row..(yt.idx[2] + 1) * row],
+            &img.data[yt.idx[3] * row..(yt.idx[3] + 1) * row],
+        ];
+        // Vertical taps for every input column of the row (the same products
+        // and sums TF forms per column), then horizontal taps per output.
+        for (i, v) in col.iter_mut().enumerate() {
+            *v = rows[0][i] * yt.w[0]
+                + rows[1][i] * yt.w[1]
+                + rows[2][i] * yt.w[2]
+                + rows[3][i] * yt.w[3];
+        }
+        let out_row = &mut data[y * out_w * 3..(y + 1) * out_w * 3];
+        for (x, t) in xt.iter().enumerate() {
+            for c in 0..3 {
+                out_row[x * 3 + c] = col[t.idx[0] * 3 + c] * t.w[0]
+                    + col[t.idx[1] * 3 + c] * t.w[1]
+                    + col[t.idx[2] * 3 + c] * t.w[2]
+                    + col[t.idx[3] * 3 + c] * t.w[3];
+            }
+        }
+    }
+    ImageF32 {
+        height: out_h,
+        width: out_w,
+        data,
+    }
+}
+
+/// Random crop (§2.3 sampler) then bicubic resize to `out_h`×`out_w`
+/// (`crop_and_resize`). Returns the image and the window used.
+pub fn random_crop_and_resize(
+    img: &ImageF32,
+    out_h: usize,
+    out_w: usize,
+    version: ResizeVersion,
+    rng: &mut Rng,
+) -> (ImageF32, CropWindow) {
+    let params = CropParams::simclr(out_w as f64 / out_h as f64);
+    let win = sample_distorted_crop(img.height, img.width, &params, rng);
+    let c = crop(img, &win);
+    (resize_bicubic(&c, out_h, out_w, version), win)
+}
+
+/// Mirrors the image left-right in place.
+pub fn flip_left_right(img: &mut ImageF32) {
+    let w = img.width;
+    for r in 0..img.height {
+        let row = &mut img.data[r * w * 3..(r + 1) * w * 3];
+        for x in 0..w / 2 {
+            for c in 0..3 {
+                row.swap(x * 3 + c, (w - 1 - x) * 3 + c);
+            }
+        }
+    }
+}
+
+/// Clips every value to [0, 1] in place (`tf.clip_by_value(x, 0, 1)`).
+pub fn clip01(img: &mut ImageF32) {
+    for v in &mut img.data {
+        *v = v.clamp(0.0, 1.0);
+    }
+}
+
+/// Multiplies by `factor` (simclrv2 brightness).
+pub fn brightness_mul(img: &mut ImageF32, factor: f32) {
+    for v in &mut img.data {
+        *v *= factor;
+    }
+}
+
+/// Adds `delta` (`tf.image.adjust_brightness`, simclrv1 brightness).
+pub fn brightness_add(img: &mut ImageF32, delta: f32) {
+    for v in &mut img.data {
+        *v += delta;
+    }
+}
+
+/// `tf.image.adjust_contrast`: per channel, `(x − mean)·factor + mean` with
+/// the spatial mean of that channel.
+pub fn adjust_contrast(img: &mut ImageF32, factor: f32) {
+    let n = img.height * img.width;
+    if n == 0 {
+        return;
+    }
+    let mut sums = [0f64; 3];
+    for px in img.data.chunks_exact(3) {
+        for c in 0..3 {
+            sums[c] += px[c] as f64;
+        }
+    }
+    let means = sums.map(|s| (s / n as f64) as f32);
+    for px in img.data.chunks_exact_mut(3) {
+        for c in 0..3 {
+            px[c] = (px[c] - means[c]) * factor + means[c];
+        }
+    }
+}
+
+fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
+    let vv = r.max(g.max(b));
+    let range = vv - r.min(g.min(b));
+    let s = if vv > 0.0 { range / vv } else { 0.0 };
+    let norm = 1.0f32 / (6.0f32 * range);
+    let mut h = if r == vv {
+        norm * (g - b)
+    } else if g == vv {
+        norm * (b - r) + (2.0f64 / 6.0) as f32
+    } else {
+        norm * (r - g) + (4.0f64 / 6.0) as f32
+    };
+    if range <= 0.0 {
+        h = 0.0;
+    }
+    if h < 0.0 {
+        h += 1.0;
+    }
+    (h, s, vv)
+}
+
+fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
+    let c = s * v;
+    let m = v - c;
+    let dh = h * 6.0;
+    let cat = dh as i32;
+    let mut fmodu = dh;
+    while fmodu <= 0.0 {
+        fmodu += 2.0;
+    }
+    while fmodu >= 2.0 {
+        fmodu -= 2.0;
+    }
+    let x = c * (1.0 - (fmodu - 1.0).abs());
+    let (rr, gg, bb) = match cat {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        5 => (c, 0.0, x),
+        _ => (0.0, 0.0, 0.0),
+    };
+    (rr + m, gg + m, bb + m)
+}
+
+/// `tf.image.adjust_saturation`: RGB→HSV, `S ← clip(S·factor, 0, 1)`, HSV→RGB.
+pub fn adjust_saturation(img: &mut ImageF32, factor: f32) {
+    for px in img.data.chunks_exact_mut(3) {
+        let (h, s, v) = rgb_to_hsv(px[0], px[1], px[2]);
+        let s = (s * factor).clamp(0.0, 1.0);
+        let (r, g, b) = hsv_to_rgb(h, s, v);
+        px[0] = r;
+        px[1] = g;
+        px[2] = b;
+    }
+}
+
+fn rgb_to_hv_range(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
+    let (vmax, vmid, vmin, cat) = if r < g {
+        if b < r {
+            (g, r, b, 1)
+        } else if b > g {
+            (b, g, r, 3)
+        } else {
+            (g, b, r, 2)
+        }
+    } else if b < g {
+        (r, g, b, 0)
+    } else if b > r {
+        (b, r, g, 4)
+    } else {
+        (r, b, g, 5)
+    };
+    if vmax == vmin {
+        return (0.0, vmin, vmax);
+    }
+    let ratio = (vmid - vmin) / (vmax - vmin);
+    let h = if cat % 2 == 0 {
+        cat as f32 + ratio
+    } else {
+        cat as f32 + (1.0 - ratio)
+    };
+    (h, vmin, vmax)
+}
+
+fn hv_range_to_rgb(h: f32, vmin: f32, vmax: f32) -> (f32, f32, f32) {
+    let cat = h as i32;
+    let mut ratio = h - cat as f32;
+    if cat % 2 != 0 {
+        ratio = 1.0 - ratio;
+    }
+    let vmid = vmin + ratio * (vmax - vmin);
+    match cat {
+        0 => (vmax, vmid, vmin),
+        1 => (vmid, vmax, vmin),
+        2 => (vmin, vmax, vmid),
+        3 => (vmin, vmid, vmax),
+        4 => (vmid, vmin, vmax),
+        _ => (vmax, vmin, vmid),
+    }
+}
+
+/// `tf.image.adjust_hue`: rotate the hue by `delta` (in turns, H ← (H + δ) mod 1).
+pub fn adjust_hue(img: &mut ImageF32, delta: f32) {
+    for px in img.data.chunks_exact_mut(3) {
+        let (mut h, vmin, vmax) = rgb_to_hv_range(px[0], px[1], px[2]);
+        h += delta * 6.0;
+        while h < 0.0 {
+            h += 6.0;
+        }
+        while h >= 6.0 {
+            h -= 6.0;
+        }
+        let (r, g, b) = hv_range_to_rgb(h, vmin, vmax);
+        px[0] = r;
+        px[1] = g;
+        px[2] = b;
+    }
+}
+
+/// `to_grayscale`: `g = 0.2989·R + 0.5870·G + 0.1140·B`, copied to 3 channels.
+pub fn to_grayscale(img: &mut ImageF32) {
+    for px in img.data.chunks_exact_mut(3) {
+        let g = px[0] * 0.2989 + px[1] * 0.5870 + px[2] * 0.1140;
+        px[0] = g;
+        px[1] = g;
+        px[2] = g;
+    }
+}
+
+/// One colour operation with a fixed magnitude (for deterministic use and tests).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ColorOp {
+    /// Multiply by a factor (simclrv2 brightness).
+    BrightnessMul(f32),
+    /// Add an offset (simclrv1 brightness).
+    BrightnessAdd(f32),
+    /// Contrast factor.
+    Contrast(f32),
+    /// Saturation factor.
+    Saturation(f32),
+    /// Hue shift in turns.
+    Hue(f32),
+}
+
+/// Applies one colour operation without clipping.
+pub fn apply_color_op(img: &mut ImageF32, op: ColorOp) {
+    match op {
+        ColorOp::BrightnessMul(f) => brightness_mul(img, f),
+        ColorOp::BrightnessAdd(d) => brightness_add(img, d),
+        ColorOp::Contrast(f) => adjust_contrast(img, f),
+        ColorOp::Saturation(f) => adjust_saturation(img, f),
+        ColorOp::Hue(d) => adjust_hue(img, d),
+    }
+}
+
+/// Applies the given operations in order, clipping to [0, 1] after each
+/// (the structure of `color_jitter_nonrand` / `color_jitter_rand`).
+pub fn color_ops_with_clip(img: &mut ImageF32, ops: &[ColorOp]) {
+    for &op in ops {
+        apply_color_op(img, op);
+        clip01(img);
+    }
+}
+
+/// Colour jitter in random order (`color_jitter_rand`, §2.4): brightness,
+/// contrast, saturation and hue with maximal magnitudes 0.8s, 0.8s, 0.8s,
+/// 0.2s for strength `s`, in a random permutation, clipping after each;
+/// an operation whose magnitude is 0 is skipped (the clip still happens).
+///
+/// Draw order per call: the permutation, then one uniform per applied op.
+pub fn color_jitter_random_order(
+    img: &mut ImageF32,
+    strength: f32,
+    brightness: BrightnessImpl,
+    rng: &mut Rng,
+) {
+    let b = 0.8 * strength;
+    let c = 0.8 * strength;
+    let s = 0.8 * strength;
+    let h = 0.2 * strength;
+    let perm = rng.permutation(4);
+    for op in perm {
+        match op {
+            0 if b != 0.0 => match brightness {
+                BrightnessImpl::SimclrV2 => {
+                    let f = rng.uniform((1.0 - b).max(0.0), 1.0 + b);
+                    brightness_mul(img, f);
+                }
+                BrightnessImpl::SimclrV1 => {
+                    let d = rng.uniform(-b, b);
+                    brightness_add(img, d);
+                }
+            },
+            1 if c != 0.0 => {
+                let f = rng.uniform(1.0 - c, 1.0 + c);
+                adjust_contrast(img, f);
+            }
+            2 if s != 0.0 => {
+                let f = rng.uniform(1.0 - s, 1.0 + s);
+                adjust_saturation(img, f);
+            }
+            3 if h != 0.0 => {
+                let d = rng.uniform(-h, h);
+                adjust_hue(img, d);
+            }
+            _ => {}
+        }
+        clip01(img);
+    }
+}
+
+/// `random_color_jitter` (§2.4): with probability 0.8 colour jitter in random
+/// order, then independently with probability 0.2 grayscale.
+pub fn random_color_distortion(
+    img: &mut ImageF32,
+    strength: f32,
+    brightness: BrightnessImpl,
+    rng: &mut Rng,
+) {
+    if rng.bernoulli(0.8) {
+        color_jitter_random_order(img, strength, brightness, rng);
+    }
+    if rng.bernoulli(0.2) {
+        to_grayscale(img);
+    }
+}
+
+/// Blur kernel size for an image height: `height // 10` (§2.5).
+pub fn blur_kernel_size(height: usize) -> usize {
+    height / 10
+}
+
+/// The normalised 1-D Gaussian filter of `gaussian_blur`: radius
+/// `kernel_size / 2`, `2·radius + 1` taps, weights `exp(−x²/(2σ²))` / sum.
+pub fn blur_filter(kernel_size: usize, sigma: f32) -> Vec<f32> {
+    let radius = (kernel_size / 2) as i64;
+    let denom = 2.0f32 * sigma.powf(2.0);
+    let mut f: Vec<f32> = (-radius..=radius)
+        .map(|x| {
+            let xf = x as f32;
+            (-xf.powf(2.0) / denom).exp()
+        })
+        .collect();
+    let sum: f32 = f.iter().sum();
+    for v in &mut f {
+        *v /= sum;
+    }
+    f
+}
+
+/// Separable Gaussian blur (`gaussian_blur`, §2.5): horizontal pass then
+/// vertical pass, 'SAME' zero padding, on one HWC image of `h`×`w` pixels
+/// stored in `data` (3 channels). `scratch` must have the same length.
+fn blur_in_place(data: &mut [f32], h: usize, w: usize, filter: &[f32], scratch: &mut [f32]) {
+    let r = (filter.len() / 2) as i64;
+    let row = w * 3;
+    // Horizontal: scratch <- data * filter along x. Each output accumulates
+    // its taps in filter order; taps that fall in the zero padding are skipped.
+    for y in 0..h {
+        let src = &data[y * row..(y + 1) * row];
+        let dst = &mut scratch[y * row..(y + 1) * row];
+        dst.fill(0.0);
+        for (k, &fw) in filter.iter().enumerate() {
+            let s = k as i64 - r;
+            let x0 = (-s).max(0) as usize;
+            let x1 = (w as i64 - s).min(w as i64).max(0) as usize;
+            if x0 >= x1 {
+                continue;
+            }
+            let src_lo = (x0 as i64 + s) as usize * 3;
+            let n = (x1 - x0) * 3;
+            for (o, &i) in dst[x0 * 3..x0 * 3 + n]
+                .iter_mut()
+                .zip(&src[src_lo..src_lo + n])
+            {
+                *o += i * fw;
+            }
+        }
+    }
+    // Vertical: data <- scratch * filter along y.
+    for y in 0..h {
+        let dst = &mut data[y * row..(y + 1) * row];
+        dst.fill(0.0);
+        for (k, &fw) in filter.iter().enumerate() {
+            let yy = y as i64 + k as i64 - r;
+            if yy < 0 || yy >= h as i64 {
+                continue;
+            }
+            let src = &scratch[yy as usize * row..(yy as usize + 1) * row];
+            for (o, &i) in dst.iter_mut().zip(src) {
+                *o += i * fw;
+            }
+        }
+    }
+}
+
+/// Blurs one image with `gaussian_blur(image, kernel_size, sigma, 'SAME')`.
+pub fn gaussian_blur(img: &ImageF32, kernel_size: usize, sigma: f32) -> ImageF32 {
+    let f = blur_filter(kernel_size, sigma);
+    let mut out = img.clone();
+    let mut scratch = vec![0f32; img.data.len()];
+    blur_in_place(&mut out.data, img.height, img.width, &f, &mut scratch);
+    out
+}
+
+/// The blur step of `batch_random_blur` for one image of a batch whose σ was
+/// already drawn: blur with `filter` when `keep_blurred`, then clip to [0, 1].
+/// `image` is `[h, w, 3]`; `scratch` must have the same length.
+pub fn blur_one_of_batch(
+    image: &mut [f32],
+    h: usize,
+    w: usize,
+    filter: &[f32],
+    keep_blurred: bool,
+    scratch: &mut [f32],
+) {
+    if keep_blurred {
+        blur_in_place(image, h, w, filter, scratch);
+    }
+    for v in image.iter_mut() {
+        *v = v.clamp(0.0, 1.0);
+    }
+}
+
+/// `batch_random_blur` for one view of a per-replica batch (§2.5): one
+/// σ ~ U[0.1, 2.0) for the whole batch, kernel `height // 10`, and per image
+/// the blurred version kept with probability `p` (0.5 in SimCLR); everything
+/// is then clipped to [0, 1].
+///
+/// `images` is `[n, h, w, 3]`. Draw order: σ, then one uniform per image.
+pub fn batch_random_blur(images: &mut [f32], n: usize, h: usize, w: usize, p: f32, rng: &mut Rng) {
+    let sigma = rng.uniform(0.1, 2.0);
+    let filter = blur_filter(blur_kernel_size(h), sigma);
+    let per = h * w * 3;
+    let mut scratch = vec![0f32; per];
+    for i in 0..n {
+        let img = &mut images[i * per..(i + 1) * per];
+        if rng.bernoulli(p) {
+            blur_in_place(img, h, w, &filter, &mut scratch);
+        }
+        for v in img.iter_mut() {
+            *v = v.clamp(0.0, 1.0);
+        }
+    }
+}
+
+/// Crop size and offsets of the eval centre crop (§2.6) for an image of
+/// `h`×`w` and a target of `out_h`×`out_w`.
+pub fn center_crop_window(
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+    crop_proportion: f32,
+) -> CropWindow {
+    let aspect = (out_w as f64 / out_h as f64) as f32;
+    let (hf, wf) = (h as f32, w as f32);
+    let (ch, cw) = if aspect > wf / hf {
+        (
+            (((crop_proportion as f64 / aspect as f64) as f32) * wf).round_ties_even(),
+            (crop_proportion * wf).round_ties_even(),
+        )
+    } else {
+        (
+            (crop_proportion * hf).round_ties_even(),
+            (((crop_proportion as f64 * aspect as f64) as f32) * hf).round_ties_even(),
+        )
+    };
+    // At least one pixel, at most the image.
+    let (ch, cw) = ((ch.max(1.0) as usize).min(h), (cw.max(1.0) as usize).min(w));
+    CropWindow {
+        y: (h - ch).div_ceil(2),
+        x: (w - cw).div_ceil(2),
+        height: ch,
+        width: cw,
+        fallback: false,
+    }
+}
+
+/// Eval centre crop (`center_crop`, §2.6): keep `crop_proportion` of the
+/// shorter side, aspect-preserving, then bicubic resize to `out_h`×`out_w`.
+pub fn center_crop(
+    img: &ImageF32,
+    out_h: usize,
+    out_w: usize,
+    crop_proportion: f32,
+    version: ResizeVersion,
+) -> ImageF32 {
+    let win = center_crop_window(img.height, img.width, out_h, out_w, crop_proportion);
+    resize_bicubic(&crop(img, &win), out_h, out_w, version)
+}
+
+/// The crop proportion of the eval centre crop (0.875, standard for ImageNet).
+pub const CROP_PROPORTION: f32 = 0.875;
+
+/// Options of the per-view preprocessing (§2.2, §2.6).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AugmentConfig {
+    /// Output side length (`--image_size`).
+    pub image_size: usize,
+    /// Resize kernel generation (TF1 default).
+    pub resize: ResizeVersion,
+    /// Colour distortion strength s (`--color_jitter_strength`).
+    pub color_jitter_strength: f32,
+    /// Apply colour distortion (pretraining: true; fine-tuning: false).
+    pub color_distort: bool,
+    /// Brightness implementation (simclrv2 default).
+    pub brightness: BrightnessImpl,
+    /// Apply the random crop + resize.
+    pub crop: bool,
+    /// Apply the random horizontal flip.
+    pub flip: bool,
+}
+
+impl AugmentConfig {
+    /// Pretraining preprocessing for `image_size` with strength `s`.
+    pub fn pretrain(image_size: usize, strength: f32) -> Self {
+        AugmentConfig {
+            image_size,
+            resize: ResizeVersion::Tf1,
+            color_jitter_strength: strength,
+            color_distort: true,
+            brightness: BrightnessImpl::SimclrV2,
+            crop: true,
+            flip: true,
+        }
+    }
+
+    /// Fine-tuning preprocessing (crop, flip; no colour).
+    pub fn finetune(image_size: usize) -> Self {
+        AugmentConfig {
+            color_distort: false,
+            ..Self::pretrain(image_size, 1.0)
+        }
+    }
+
+    /// Checks the values the TF ops would reject.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `image_size == 0` or a strength outside [0, 1.25].
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.image_size == 0 {
+            return Err(Error::Config("--image_size must be positive".into()));
+        }
+        if self.color_distort && !(0.0..=1.25).contains(&self.color_jitter_strength) {
+            return Err(Error::Config(format!(
+                "--color_jitter_strength={} is outside [0, 1.25] (contrast and saturation lower bounds would be negative)",
+                self.color_jitter_strength
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Training preprocessing of one view (`preprocess_for_train`, §2.2): random
+/// crop + bicubic resize, random flip (p = 0.5), colour distortion, clip.
+/// Blur is not included (it is a batch operation: [`batch_random_blur`]).
+///
+/// Draw order: crop sampler, flip, colour distortion.
+///
+/// # Errors
+/// [`Error::Config`] when cropping is disabled and the image is not already
+/// `image_size`×`image_size`, or for an empty image.
+pub fn preprocess_for_train(
+    img: &ImageU8,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+) -> Result<ImageF32, Error> {
+    if img.height == 0 || img.width == 0 {
+        return Err(Error::Config("empty image".into()));
+    }
+    let f = img.to_f32();
+    let mut out = if cfg.crop {
+        random_crop_and_resize(&f, cfg.image_size, cfg.image_size, cfg.resize, rng).0
+    } else {
+        check_size(img, cfg.image_size)?;
+        f
+    };
+    if cfg.flip && rng.bernoulli(0.5) {
+        flip_left_right(&mut out);
+    }
+    if cfg.color_distort {
+        random_color_distortion(&mut out, cfg.color_jitter_strength, cfg.brightness, rng);
+    }
+    clip01(&mut out);
+    Ok(out)
+}
+
+fn check_size(img: &ImageU8, size: usize) -> Result<(), Error> {
+    if img.height != size || img.width != size {
+        return Err(Error::Config(format!(
+            "image is {}x{} but --image_size={size} and no crop/resize applies; use images of that size or a larger --image_size",
+            img.height, img.width
+        )));
+    }
+    Ok(())
+}
+
+/// Eval preprocessing (`preprocess_for_eval`, §2.6): for `image_size > 32` a
+/// centre crop of proportion 0.875 resized to `image_size`; for
+/// `image_size <= 32` the image as is. Then clip to [0, 1].
+///
+/// # Errors
+/// [`Error::Config`] when `image_size <= 32` and the image is not
+/// `image_size`×`image_size`.
+pub fn preprocess_for_eval(img: &ImageU8, cfg: &AugmentConfig) -> Result<ImageF32, Error> {
+    if img.height == 0 || img.width == 0 {
+        return Err(Error::Config("empty image".into()));
+    }
+    let f = img.to_f32();
+    let mut out = if cfg.image_size > 32 {
+        center_crop(
+            &f,
+            cfg.image_size,
+            cfg.image_size,
+            CROP_PROPORTION,
+            cfg.resize,
+        )
+    } else {
+        check_size(img, cfg.image_size)?;
+        f
+    };
+    clip01(&mut out);
+    Ok(out)
+}
