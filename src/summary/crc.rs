@@ -91,6 +91,8 @@ mod tests {
     }
 
     #[test]
+    // The formula as TFRecord's format documents it, not as a rotation.
+    #[allow(clippy::manual_rotate)]
     fn mask_is_rotation_plus_constant() {
         let crc = crc32c(b"abc");
         let expect = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
