@@ -6,8 +6,7 @@ mod common;
 use common::{assert_close, f, f32s, run};
 use simclr::interp::{evaluate, Error, Value};
 use simclr::ir::{
-    BinaryOp, Builder, ComparisonDirection, ElementType, Literal, LiteralData, RngAlgorithm, Shape,
-    UnaryOp,
+    BinaryOp, Builder, ComparisonDirection, ElementType, Literal, LiteralData, Shape, UnaryOp,
 };
 
 #[test]
@@ -241,21 +240,6 @@ fn wrong_arguments_are_reported_by_name() {
         evaluate(&m, &[vec![wrong_type]]),
         Err(Error::ArgumentType { index: 0, .. })
     ));
-}
-
-#[test]
-fn rng_bit_generator_is_reported_unsupported() {
-    let b = Builder::new("rng", 1);
-    let s = b.parameter("state", Shape::new(ElementType::U64, [2]));
-    let t = s.rng_bit_generator(RngAlgorithm::ThreeFry, Shape::new(ElementType::U32, [4]));
-    let bits = t.get_tuple_element(1);
-    let m = b.build(&[&bits]).unwrap();
-    let err = evaluate(&m, &[vec![Value::from_u64(&[2], vec![1, 2]).unwrap()]]).unwrap_err();
-    match &err {
-        Error::At { source, .. } => assert!(matches!(**source, Error::Unsupported(_))),
-        e => panic!("expected At(Unsupported), got {e:?}"),
-    }
-    assert!(err.to_string().contains("rng-bit-generator"), "{err}");
 }
 
 #[test]
