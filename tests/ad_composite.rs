@@ -76,7 +76,7 @@ fn composite_gradient_matches_central_differences() {
     let eps = 1e-6;
     for (k, (name, _)) in PARAMS.iter().enumerate() {
         let analytic = &out[1 + k];
-        for i in 0..args[k].1.len() {
+        for (i, &a) in analytic.iter().enumerate() {
             let orig = args[k].1[i];
             args[k].1[i] = orig + eps;
             let up = eval_f64(&fwd, &args).expect("evaluate")[0][0];
@@ -84,7 +84,6 @@ fn composite_gradient_matches_central_differences() {
             let down = eval_f64(&fwd, &args).expect("evaluate")[0][0];
             args[k].1[i] = orig;
             let fd = (up - down) / (2.0 * eps);
-            let a = analytic[i];
             assert!(
                 (a - fd).abs() <= 1e-7 + 1e-5 * fd.abs(),
                 "∂loss/∂{name}[{i}]: autodiff {a:.10} vs central difference {fd:.10}"

@@ -120,10 +120,13 @@ proptest! {
     }
 }
 
+/// Dimension labels, input dims, kernel dims, kernel size, stride, padding, groups.
+type ConvCase = (&'static str, [i64; 4], [i64; 4], i64, i64, i64, i64);
+
 /// The configurations verified on XLA in `HLO.md` §8.1, plus a depthwise one.
 #[test]
 fn convolution_vjp_on_resnet_configurations() {
-    let cases: [(&str, [i64; 4], [i64; 4], i64, i64, i64, i64); 7] = [
+    let cases: [ConvCase; 7] = [
         // labels, x dims, w dims, kernel, stride, pad, groups
         ("bf01_oi01->bf01", [2, 3, 5, 5], [4, 3, 3, 3], 3, 1, 1, 1),
         ("bf01_oi01->bf01", [2, 3, 7, 7], [4, 3, 3, 3], 3, 2, 1, 1),
