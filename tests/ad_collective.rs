@@ -214,3 +214,87 @@ fn reduce_scatter_and_all_reduce_gradients_equal_single_replica_gradients() {
         );
     }
 }
+
+/// Batch norm over `x: [n, f]` with statistics summed by `allsum` over
+/// `count` rows, then `Σ tanh(y)·a`.
+fn bn_loss(
+    x: &Tensor,
+    gamma: &Tensor,
+    a: &Tensor,
+    count: f64,
+    allsum: &dyn Fn(&Tensor) -> Tensor,
+) -> Tensor {
+    let mean = allsum(&x.sum(&[0])).mul_scalar(1.0 / count);
+    let c = x - &mean;
+    let var = allsum(&(&c * &c).sum(&[0])).mul_scalar(1.0 / count);
+    let y = &(&c * &var.add_scalar(1e-3).rsqrt()) * gamma;
+    (y.tanh() * a).sum_all()
+}
+
+#[test]
+fn global_batch_norm_gradients_equal_single_replica_gradients() {
+    // Replica r normalizes its rows with statistics all-reduced over the 4
+    // replicas; Σ_r L_r is the single-replica loss over the concatenated
+    // batch. Input gradients are that loss's rows; the replicated γ's
+    // gradient, summed over replicas, is the single-replica γ gradient.
+    let (n, f) = (2i64, 3i64);
+    let total = (n * R as i64) as f64;
+    let b = Builder::new("global_bn", R);
+    let x = b.parameter("x", f64s(&[n, f]));
+    let gamma = b.parameter("gamma", f64s(&[f]));
+    let a = b.parameter("a", f64s(&[n, f]));
+    let loss = bn_loss(&x, &gamma, &a, total, &|t| {
+        t.all_reduce_sum(ReplicaGroups::All)
+    });
+    let g = ad::grad(&loss, &[x.clone(), gamma.clone()]).expect("grad");
+    let dgamma = g[1].all_reduce_sum(ReplicaGroups::All);
+    let m = b.build(&[&g[0], &dgamma]).expect("build");
+
+    let s = Builder::new("global_bn1", 1);
+    let xs = s.parameter("x", f64s(&[n * R as i64, f]));
+    let gs = s.parameter("gamma", f64s(&[f]));
+    let as_ = s.parameter("a", f64s(&[n * R as i64, f]));
+    let loss1 = bn_loss(&xs, &gs, &as_, total, &|t| t.clone());
+    let g1 = ad::grad(&loss1, &[xs, gs]).expect("grad");
+    let m1 = s.build(&[&g1[0], &g1[1]]).expect("build");
+
+    let mut rng = Rng(13);
+    let per = (n * f) as usize;
+    let xd = sample(&mut rng, per * R, Domain::Any);
+    let gd = sample(&mut rng, f as usize, Domain::Any);
+    let ad_ = sample(&mut rng, per * R, Domain::Any);
+    let args: Vec<_> = (0..R)
+        .map(|r| {
+            vec![
+                (vec![n, f], xd[r * per..(r + 1) * per].to_vec()),
+                (vec![f], gd.clone()),
+                (vec![n, f], ad_[r * per..(r + 1) * per].to_vec()),
+            ]
+        })
+        .collect();
+    let single_args = vec![
+        (vec![n * R as i64, f], xd),
+        (vec![f], gd),
+        (vec![n * R as i64, f], ad_),
+    ];
+    let dx = run(&m, &args, 0);
+    let dg = run(&m, &args, 1);
+    let dx1 = run(&m1, std::slice::from_ref(&single_args), 0);
+    let dg1 = run(&m1, std::slice::from_ref(&single_args), 1);
+    for r in 0..R {
+        assert_close(
+            &format!("global BN ∂x, replica {r}"),
+            &dx[r],
+            &dx1[0][r * per..(r + 1) * per],
+            1e-12,
+            1e-9,
+        );
+        assert_close(
+            &format!("global BN Σ_r ∂γ, replica {r}"),
+            &dg[r],
+            &dg1[0],
+            1e-12,
+            1e-9,
+        );
+    }
+}
