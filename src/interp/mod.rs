@@ -9,13 +9,14 @@
 //!
 //! Element types: pred, u8, s32, s64, u32, u64, f32, f64, plus bf16 and f16
 //! stored as `f32` and rounded to their type after every op (see
-//! [`Value`]). `rng-bit-generator` is not supported (it returns
-//! [`Error::Unsupported`]).
+//! [`Value`]). `rng-bit-generator` implements XLA's Threefry and Philox
+//! expansions bit for bit (see `rng.rs` for what was checked).
 
 mod collective;
 mod elementwise;
 mod linalg;
 mod reduce;
+mod rng;
 mod shape_ops;
 mod value;
 mod window;
@@ -393,11 +394,8 @@ impl Evaluator<'_> {
                 )))
             }
             Op::ReplicaId => Value::U32(ArrayD::from_elem(IxDyn(&[]), replica as u32)),
-            Op::RngBitGenerator { algorithm, .. } => {
-                return Err(Error::Unsupported(format!(
-                    "rng-bit-generator ({}) is not implemented by the reference evaluator",
-                    algorithm.name()
-                )))
+            Op::RngBitGenerator { algorithm, shape } => {
+                rng::rng_bit_generator(*algorithm, arg(ops, 0)?, shape)?
             }
             Op::Tuple => Value::Tuple(ops.iter().map(|&v| v.clone()).collect()),
             Op::GetTupleElement { index } => match arg(ops, 0)? {
