@@ -290,3 +290,36 @@ fn inconsistent_requests_are_rejected() {
         Err(Error::Build(_))
     ));
 }
+
+#[test]
+fn dropout_masks_from_random_bits_carry_no_gradient() {
+    // y = select(u < ½, x/½, 0) with u from rng-bit-generator bits: the
+    // random path is integer/pred, so only the selected branch gets a
+    // gradient: ∂Σy/∂x = 2 where kept, 0 where dropped.
+    use simclr::ir::{ComparisonDirection, RngAlgorithm};
+    let b = Builder::new("dropout", 1);
+    let x = b.parameter("x", f64s(&[8]));
+    let state = b.parameter("state", Shape::new(ElementType::U64, [2]));
+    let bits = state
+        .rng_bit_generator(RngAlgorithm::ThreeFry, Shape::new(ElementType::U32, [8]))
+        .get_tuple_element(1);
+    let u = bits
+        .convert(ElementType::F64)
+        .mul_scalar(1.0 / 4294967296.0);
+    let keep = u.compare(ComparisonDirection::Lt, &u.scalar_like(0.5));
+    let y = keep.select(&x.mul_scalar(2.0), &x.full_like(0.0));
+    let g = ad::grad(&y.sum_all(), std::slice::from_ref(&x)).expect("grad");
+    let keep_f = keep.select(&x.full_like(2.0), &x.full_like(0.0));
+    let m = b.build(&[&g[0], &keep_f]).expect("build");
+    let out = simclr::interp::evaluate(
+        &m,
+        &[vec![
+            simclr::interp::Value::from_f64(&[8], vec![1.0; 8]).expect("x"),
+            simclr::interp::Value::from_u64(&[2], vec![42, 7]).expect("state"),
+        ]],
+    )
+    .expect("evaluate");
+    let grad = out[0][0].to_f64_vec().expect("f64");
+    let want = out[0][1].to_f64_vec().expect("f64");
+    assert_eq!(grad, want);
+}
