@@ -234,9 +234,23 @@ fn gradient_nodes_live_under_a_gradients_scope() {
         x.tanh()
     };
     let g = ad::grad(&y.sum_all(), std::slice::from_ref(&x)).expect("grad");
-    let m = b.build(&[&g[0]]).expect("build");
+    // Called inside a scope, gradients go under `<scope>/gradients/…`.
+    let (z, gz) = {
+        let _t = b.scope("train");
+        let z = {
+            let _s = b.scope("trainer_head");
+            x.exp()
+        };
+        let gz = ad::grad(&z.sum_all(), std::slice::from_ref(&x)).expect("grad");
+        (z, gz)
+    };
+    let m = b.build(&[&g[0], &gz[0], &z]).expect("build");
     let scopes: Vec<&str> = m.entry().nodes.iter().map(|n| n.scope.as_str()).collect();
     assert!(scopes.contains(&"gradients/base_model"), "{scopes:?}");
+    assert!(
+        scopes.contains(&"train/gradients/trainer_head"),
+        "{scopes:?}"
+    );
 }
 
 #[test]

@@ -62,6 +62,27 @@ fn modules() -> (Module, Module) {
 }
 
 #[test]
+fn composite_gradient_lowers_to_one_hlo_module() {
+    // Forward and backward are one program: the entry holds the forward
+    // convolution and both gradient convolutions, and the max-free pooling
+    // path needs no select-and-scatter.
+    let (m, _) = modules();
+    let p = m.to_proto();
+    let entry = p
+        .computations
+        .iter()
+        .find(|c| c.id == p.entry_computation_id)
+        .expect("entry");
+    let convs = entry
+        .instructions
+        .iter()
+        .filter(|i| i.opcode == "convolution")
+        .count();
+    assert_eq!(convs, 3, "forward, input gradient, kernel gradient");
+    assert!(!m.to_proto_bytes().is_empty());
+}
+
+#[test]
 fn composite_gradient_matches_central_differences() {
     let (m, fwd) = modules();
     let mut rng = Rng(2024);

@@ -15,6 +15,34 @@
 //! | `window.rs` | `reduce-window` (sum and max/min pooling) |
 //! | `collective.rs` | `all-reduce`, `all-gather`, `reduce-scatter` |
 //!
+//! The rules (g = the result's cotangent, x/y = operands, z = the result;
+//! "uses" names the primal values a rule reads):
+//!
+//! | op | cotangent of the operands | uses |
+//! |---|---|---|
+//! | negate, copy, add, subtract | ±g | — |
+//! | multiply, divide | g·y, g·x; g/y, −g·z/y | x, y, z |
+//! | exp, expm1, log, log1p | g·z, g·(z+1), g/x, g/(1+x) | x or z |
+//! | sqrt, rsqrt, tanh, logistic | g·½/z, −½g·z³, g(1−z²), g·z(1−z) | z |
+//! | sin, cos, abs, atan2, remainder, power | the usual derivatives (power: 0 where the base or exponent is 0) | x, y, z |
+//! | sign, floor, ceil, round-nearest-even | none (zero) | — |
+//! | maximum, minimum | g to the first operand where x ≥ y (≤), else to the second | x, y |
+//! | select, clamp | g masked by the predicate / the clamp masks | predicate, x, bounds |
+//! | convert | g converted back to the operand's float type | — |
+//! | broadcast ↔ reduce(add) | sum over the added dims (+ transpose) ↔ broadcast | — |
+//! | reduce(max, min) | g shared evenly by the elements equal to z | x, z, init |
+//! | reshape, transpose, reverse | reshape back, inverse permutation, reverse | — |
+//! | slice ↔ pad | pad with interior padding ↔ crop + strided slice (value: Σg − Σ taken) | — |
+//! | concatenate | slices | — |
+//! | dynamic-slice ↔ dynamic-update-slice | update into zeros ↔ slice / update zeros | indices |
+//! | tuple, get-tuple-element | split / place into a tuple cotangent | — |
+//! | dot | dot of g with the other operand + transpose | the other operand |
+//! | convolution | input: conv(g, reversed kernel); kernel: conv(x, g) | the other operand |
+//! | reduce-window(add) | pad g (interior = stride − 1) + windowed sum | — |
+//! | reduce-window(max, min) | select-and-scatter(x, g) with GE (LE) and add | x |
+//! | all-reduce(sum) | all-reduce(sum) | — |
+//! | all-gather ↔ reduce-scatter(sum) | reduce-scatter(sum) ↔ all-gather | — |
+//!
 //! Semantics:
 //! * Only floating-point values carry gradients; integer and `pred` values
 //!   (indices, masks, random bits) are constants to autodiff.
@@ -340,11 +368,15 @@ pub fn vjp(
             continue;
         }
         let Some(ct) = cts[id].clone() else { continue };
-        let rel = node
-            .scope
-            .strip_prefix(&base_scope)
-            .unwrap_or(&node.scope)
-            .trim_start_matches('/');
+        let rel = if base_scope.is_empty() {
+            node.scope.as_str()
+        } else if node.scope == base_scope {
+            ""
+        } else {
+            node.scope
+                .strip_prefix(&format!("{base_scope}/"))
+                .unwrap_or(&node.scope)
+        };
         let scope = if rel.is_empty() {
             "gradients".to_string()
         } else {
