@@ -337,3 +337,33 @@ fn dropout_masks_from_random_bits_carry_no_gradient() {
     let want = out[0][1].to_f64_vec().expect("f64");
     assert_eq!(grad, want);
 }
+
+#[test]
+fn gradients_are_differentiable_graphs() {
+    // L = Σ x³ ⇒ ∂L/∂x = 3x² ⇒ ∂(Σ ∂L/∂x)/∂x = 6x.
+    let b = Builder::new("second_order", 1);
+    let x = b.parameter("x", f64s(&[3]));
+    let loss = (&(&x * &x) * &x).sum_all();
+    let g = ad::grad(&loss, std::slice::from_ref(&x)).expect("grad");
+    let h = ad::grad(&g[0].sum_all(), std::slice::from_ref(&x)).expect("grad of grad");
+    let out = eval(&b, &[&g[0], &h[0]], &[(&[3], &[1.0, -2.0, 0.5])]);
+    assert_close("3x²", &out[0], &[3.0, 12.0, 0.75], 1e-15, 0.0);
+    assert_close("6x", &out[1], &[6.0, -12.0, 3.0], 1e-15, 0.0);
+}
+
+#[test]
+fn batch_grouped_convolution_has_no_rule() {
+    let b = Builder::new("batch_groups", 1);
+    let x = b.parameter("x", f64s(&[4, 3, 3, 2]));
+    let w = b.parameter("w", f64s(&[1, 1, 2, 2]));
+    let win = Window::new(vec![WindowDim::new(1); 2]);
+    let y = x.conv_general(&w, win, ConvDims::nhwc(), 1, 2);
+    b.check().expect("valid forward");
+    match ad::grad(&y.sum_all(), std::slice::from_ref(&x)) {
+        Err(Error::NoRule { opcode, detail, .. }) => {
+            assert_eq!(opcode, "convolution");
+            assert!(detail.contains("batch_group_count"), "{detail}");
+        }
+        other => panic!("expected NoRule, got {other:?}"),
+    }
+}
