@@ -112,3 +112,73 @@ fn composite_gradient_matches_central_differences() {
         }
     }
 }
+
+/// conv → max pool → relu → mean → dense → log-sum-exp, in element type `ty`.
+fn pooled_network(b: &Builder, ty: simclr::ir::ElementType) -> (Vec<Tensor>, Tensor) {
+    use simclr::ir::{BinaryOp, Shape};
+    let x = b.parameter("x", Shape::new(ty, [2, 5, 5, 2]));
+    let w = b.parameter("w", Shape::new(ty, [3, 3, 2, 3]));
+    let d = b.parameter("d", Shape::new(ty, [3, 2]));
+    let win = Window::new(vec![WindowDim::new(3).pad(1, 1); 2]);
+    let y = x.conv_general(&w, win, ConvDims::nhwc(), 1, 1);
+    let pool = Window::new(vec![
+        WindowDim::new(1),
+        WindowDim::new(3).stride(2).pad(1, 1),
+        WindowDim::new(3).stride(2).pad(1, 1),
+        WindowDim::new(1),
+    ]);
+    let max = b.reducer(BinaryOp::Maximum, ty);
+    let p = y.reduce_window(&y.scalar_like(f64::NEG_INFINITY), pool, max);
+    let h = p.relu().mean(&[1, 2]).matmul(&d);
+    let loss = h.exp().sum(&[1]).log().sum_all();
+    (vec![x, w, d], loss)
+}
+
+#[test]
+fn f32_gradients_agree_with_f64_gradients() {
+    use simclr::interp::{self, Value};
+    use simclr::ir::ElementType;
+    let mut results = vec![];
+    let mut rng = Rng(77);
+    let data: Vec<Vec<f64>> = [100usize, 54, 6]
+        .iter()
+        .map(|&n| sample(&mut rng, n, Domain::Any))
+        .collect();
+    for ty in [ElementType::F32, ElementType::F64] {
+        let b = Builder::new("pooled", 1);
+        let (p, loss) = pooled_network(&b, ty);
+        let g = ad::grad(&loss, &p).expect("grad");
+        let outs: Vec<&Tensor> = g.iter().collect();
+        let m = b.build(&outs).expect("build");
+        let args: Vec<Value> = p
+            .iter()
+            .zip(&data)
+            .map(|(t, v)| {
+                let dims = t.dims();
+                match ty {
+                    ElementType::F32 => {
+                        Value::from_f32(&dims, v.iter().map(|&x| x as f32).collect())
+                    }
+                    _ => Value::from_f64(&dims, v.clone()),
+                }
+                .expect("value")
+            })
+            .collect();
+        let out = interp::evaluate(&m, &[args]).expect("evaluate");
+        results.push(
+            out[0]
+                .iter()
+                .map(|v| v.to_f64_vec().expect("f64"))
+                .collect::<Vec<_>>(),
+        );
+    }
+    for (k, name) in ["x", "w", "d"].iter().enumerate() {
+        ad_support::assert_close(
+            &format!("f32 vs f64 ∂/∂{name}"),
+            &results[0][k],
+            &results[1][k],
+            1e-5,
+            1e-4,
+        );
+    }
+}
