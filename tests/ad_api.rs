@@ -367,3 +367,54 @@ fn batch_grouped_convolution_has_no_rule() {
         other => panic!("expected NoRule, got {other:?}"),
     }
 }
+
+#[test]
+fn convolution_gradients_match_the_xla_verified_recipes() {
+    // HLO.md §8.1: x f32[2,3,7,7], w f32[4,3,3,3], stride 2, padding 1, NCHW:
+    //   input grad  conv(dy, reverse(w)) window={size=3x3 pad=1_1x1_1 lhs_dilate=2x2}, bf01_io01->bf01
+    //   kernel grad conv(x, dy)          window={size=4x4 pad=1_1x1_1 rhs_dilate=2x2}, fb01_io01->fb01
+    // and for NHWC/HWIO the labels b01f_01oi->b01f and f01b_i01o->01bf.
+    use simclr::ir::Op;
+    let recipes = [
+        (
+            "bf01_oi01->bf01",
+            [2, 3, 7, 7],
+            [4, 3, 3, 3],
+            ["bf01_io01->bf01", "fb01_io01->fb01"],
+        ),
+        (
+            "b01f_01io->b01f",
+            [2, 7, 7, 3],
+            [3, 3, 3, 4],
+            ["b01f_01oi->b01f", "f01b_i01o->01bf"],
+        ),
+    ];
+    for (labels, xd, wd, want) in recipes {
+        let b = Builder::new("recipe", 1);
+        let x = b.parameter("x", Shape::new(ElementType::F32, xd));
+        let w = b.parameter("w", Shape::new(ElementType::F32, wd));
+        let win = Window::new(vec![WindowDim::new(3).stride(2).pad(1, 1); 2]);
+        let dn = ConvDims::from_labels(labels).expect("labels");
+        let y = x.conv_general(&w, win, dn, 1, 1);
+        let g = ad::grad(&y.sum_all(), &[x, w]).expect("grad");
+        let m = b.build(&[&g[0], &g[1]]).expect("build");
+        let convs: Vec<(String, String)> = m
+            .entry()
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Convolution { window, dnums, .. } => {
+                    Some((dnums.to_labels(), window.to_text()))
+                }
+                _ => None,
+            })
+            .collect();
+        // The loss is linear in y, so the forward convolution is dead and
+        // only the two gradient convolutions remain.
+        assert_eq!(convs.len(), 2, "{convs:?}");
+        assert_eq!(convs[0].0, want[0], "input gradient of {labels}");
+        assert_eq!(convs[0].1, "size=3x3 pad=1_1x1_1 lhs_dilate=2x2");
+        assert_eq!(convs[1].0, want[1], "kernel gradient of {labels}");
+        assert_eq!(convs[1].1, "size=4x4 pad=1_1x1_1 rhs_dilate=2x2");
+    }
+}

@@ -27,7 +27,7 @@ fn fail(e: String) -> TestCaseError {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8))]
+    #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
     fn collective_vjps(seed in any::<u64>()) {

@@ -86,7 +86,7 @@ fn dims() -> impl Strategy<Value = Vec<i64>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(12))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
     fn unary_vjps_match_central_differences(d in dims(), seed in any::<u64>()) {

@@ -21,7 +21,7 @@ fn placement(rng: &mut Rng, n: usize) -> Vec<i64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn dot_general_vjp(seed in any::<u64>()) {

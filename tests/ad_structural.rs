@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use simclr::ir::{BinaryOp, ElementType, PadDim, Tensor};
 
 const TOL: f64 = 1e-6;
-const CASES: u32 = 24;
+const CASES: u32 = 64;
 
 fn rand_dims(rng: &mut Rng, min_rank: usize, max_rank: usize, max: i64) -> Vec<i64> {
     let r = rng.int(min_rank as i64, max_rank as i64) as usize;

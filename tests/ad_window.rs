@@ -15,7 +15,7 @@ fn fail(e: String) -> TestCaseError {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn reduce_window_sum_vjp(seed in any::<u64>()) {
