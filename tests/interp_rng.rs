@@ -111,3 +111,45 @@ fn philox_u64_bits_pair_consecutive_words() {
         .collect();
     assert_eq!(b64.to_u64_vec().unwrap(), want);
 }
+
+/// Outputs recorded from the XLA CPU PJRT plugin (`xla-cpu-pjrt` 0.0.1) for
+/// the same programs and state.
+#[test]
+fn outputs_match_values_recorded_from_the_xla_cpu_plugin() {
+    let state = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+    let (st, bits) = rng(RngAlgorithm::ThreeFry, ElementType::U32, &[3, 5], state);
+    assert_eq!(st, vec![state[0], 0xfedc_ba98_7654_3219]);
+    assert_eq!(
+        bits.to_u32_vec().unwrap(),
+        vec![
+            0xaed4a37f, 0x1130d111, 0xc3cc4d02, 0x798e402e, 0xaee5264e, 0x49b105a8, 0xaf0a8d99,
+            0xe8e52210, 0xdde94182, 0xf0a39a78, 0xe2a77238, 0x403dbb94, 0xace8e6a6, 0xc3dc607f,
+            0x56cf7af2
+        ]
+    );
+    let (st, bits) = rng(RngAlgorithm::ThreeFry, ElementType::U64, &[3], state);
+    assert_eq!(st, vec![state[0], 0xfedc_ba98_7654_3213]);
+    assert_eq!(
+        bits.to_u64_vec().unwrap(),
+        vec![0x1130d111aed4a37f, 0x798e402ec3cc4d02, 0xb089da7aaee5264e]
+    );
+    let (st, bits) = rng(RngAlgorithm::Philox, ElementType::U32, &[7], state);
+    assert_eq!(st, vec![state[0], 0xfedc_ba98_7654_3212]);
+    assert_eq!(
+        bits.to_u32_vec().unwrap(),
+        vec![0x1ec53d42, 0xcfa390b5, 0xf2235702, 0xe71ff917, 0xcb472319, 0xd682777a, 0xa09c7b98]
+    );
+    let (st, bits) = rng(RngAlgorithm::Philox, ElementType::U64, &[2, 3], state);
+    assert_eq!(st, vec![state[0], 0xfedc_ba98_7654_3213]);
+    assert_eq!(
+        bits.to_u64_vec().unwrap(),
+        vec![
+            0xcfa390b51ec53d42,
+            0xe71ff917f2235702,
+            0xd682777acb472319,
+            0x304e9f89a09c7b98,
+            0x3e1b9c679f63dd49,
+            0x1ece479b5d43b2cf
+        ]
+    );
+}

@@ -11,6 +11,28 @@
 //! stored as `f32` and rounded to their type after every op (see
 //! [`Value`]). `rng-bit-generator` implements XLA's Threefry and Philox
 //! expansions bit for bit (see `rng.rs` for what was checked).
+//!
+//! Semantics worth knowing when comparing with a PJRT plugin:
+//! * `maximum`/`minimum` propagate NaN from either operand (XLA's documented
+//!   semantics); the `xla-cpu-pjrt` 0.0.1 plugin returns the first operand
+//!   when only the second is NaN.
+//! * bf16/f16 results are rounded after every op; XLA's CPU compiler drops
+//!   f32→bf16→f32 round trips inside fusions, so compare those with a bf16
+//!   tolerance.
+//! * float→int `convert` truncates toward zero and saturates (NaN → 0);
+//!   integer `divide` by 0 gives −1 (all bits set), `remainder` by 0 gives
+//!   the dividend; shifts by ≥ the bit width give 0 (arithmetic: the sign).
+//! * `reduce-window` and `select-and-scatter` skip padding and base-dilation
+//!   holes; select-and-scatter keeps the current candidate while `select`
+//!   returns true, so `GE` sends ties to the first element in scan order.
+//! * `batch_group_count` splits the input batch and the output features into
+//!   that many contiguous groups (StableHLO's definition).
+//! * Dot and convolution accumulate in the element type (bf16/f16 in f32).
+//!
+//! These choices were cross-checked against the XLA CPU plugin on
+//! convolutions (all window features, groups, odd dimension labels),
+//! integer and float elementwise ops, conversions, shape ops, reductions,
+//! windows, dot and collectives.
 
 mod collective;
 mod elementwise;

@@ -13,7 +13,9 @@
 //!   counter + blocks]`.
 //!
 //! The block functions are checked against the Random123 known-answer
-//! vectors; the layout follows XLA's expander source.
+//! vectors, and whole outputs (u32 and u64 bits, odd and even shapes, new
+//! states) against values recorded from the XLA CPU plugin
+//! (`tests/interp_rng.rs`).
 
 use super::value::Value;
 use super::Error;
