@@ -11,9 +11,9 @@ use super::attrs::ReplicaGroups;
 use super::error::Error;
 use super::literal::{Literal, LiteralData};
 use super::module::{Alias, Computation, Module, Node, NodeId};
-use super::op::{BinaryOp, CompId, Op, Signature};
+use super::op::{BinaryOp, CompId, Op, Signature, UnaryOp};
 use super::types::{ElementType, Shape, Type};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,6 +36,8 @@ struct Data {
     error: Option<Error>,
     reducers: HashMap<(BinaryOp, ElementType), CompId>,
     aliases: Vec<Alias>,
+    /// Nodes made by [`Tensor::stop_gradient`]: autodiff treats them as constants.
+    stop_gradients: HashSet<(CompId, NodeId)>,
 }
 
 /// Records a program. Cheap to clone (a shared handle); every [`Tensor`]
@@ -100,6 +102,7 @@ impl Builder {
                 },
                 reducers: HashMap::new(),
                 aliases: vec![],
+                stop_gradients: HashSet::new(),
             })),
         }
     }
@@ -112,6 +115,11 @@ impl Builder {
 
     fn same(&self, other: &Builder) -> bool {
         Arc::ptr_eq(&self.data, &other.data)
+    }
+
+    /// True when `other` is a handle to this same builder.
+    pub fn ptr_eq(&self, other: &Builder) -> bool {
+        self.same(other)
     }
 
     /// The number of replicas the program is written for.
@@ -364,6 +372,18 @@ impl Builder {
         self.lock().comps.get(comp)?.nodes.get(id).cloned()
     }
 
+    /// The result node of computation `comp`, once its body is built.
+    pub fn root(&self, comp: CompId) -> Option<NodeId> {
+        self.lock().comps.get(comp)?.root
+    }
+
+    /// True when node `id` of computation `comp` was made by
+    /// [`Tensor::stop_gradient`] (a gradient barrier: autodiff treats its
+    /// value as a constant).
+    pub fn is_stop_gradient(&self, comp: CompId, id: NodeId) -> bool {
+        self.lock().stop_gradients.contains(&(comp, id))
+    }
+
     /// A tensor handle for an existing node.
     pub fn tensor(&self, comp: CompId, id: NodeId) -> Tensor {
         Tensor {
@@ -581,6 +601,18 @@ impl Tensor {
         let mut all = vec![self];
         all.extend_from_slice(others);
         self.builder.push(self.comp, op, &all)
+    }
+
+    /// The same value through a `copy` that autodiff treats as a constant:
+    /// no gradient flows back through it (`jax.lax.stop_gradient`,
+    /// `tf.stop_gradient`). Lowers to a plain `copy`.
+    #[track_caller]
+    pub fn stop_gradient(&self) -> Tensor {
+        let t = self.op(Op::Unary(UnaryOp::Copy), &[]);
+        if t.id != POISON {
+            self.builder.lock().stop_gradients.insert((t.comp, t.id));
+        }
+        t
     }
 
     /// A constant in this tensor's computation.
