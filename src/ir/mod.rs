@@ -12,6 +12,7 @@
 mod attrs;
 mod builder;
 mod error;
+pub mod golden;
 mod literal;
 mod lower;
 mod module;
