@@ -133,13 +133,13 @@ pub fn maxpool_and_grad() -> Result<Module, Error> {
     b.build(&[&pooled, &dx, &summed])
 }
 
+/// A function that builds one golden program.
+pub type Program = fn() -> Result<Module, Error>;
+
 /// Every golden program by file stem (`hlo/<name>.hlo`).
-pub fn programs() -> Vec<(&'static str, fn() -> Result<Module, Error>)> {
+pub fn programs() -> Vec<(&'static str, Program)> {
     vec![
-        (
-            "conv_bn_relu",
-            conv_bn_relu as fn() -> Result<Module, Error>,
-        ),
+        ("conv_bn_relu", conv_bn_relu as Program),
         ("softmax_cross_entropy", softmax_cross_entropy),
         ("all_reduce_mean", all_reduce_mean),
         ("maxpool_and_grad", maxpool_and_grad),

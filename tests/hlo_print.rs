@@ -1,0 +1,1036 @@
+//! The HLO text printer against text XLA itself printed.
+//!
+//! `tests/xla_text/*.txt` are modules XLA printed (`xla_dump_to`, before
+//! optimization; `*.after.txt` after) for the checks of the HLO spec. Each
+//! test builds the same module (with the `Tensor` API, or as a proto by hand
+//! for what the IR cannot express) and compares our text with XLA's.
+//!
+//! Normalization, where a test says "modulo names": XLA's examples were
+//! built by another tracer whose instruction, computation and module names
+//! differ (`%p0.2` vs `%parameter.2`, `%max` vs `%maximum_f32`, `ENTRY
+//! %main` vs `ENTRY %<module>`). [`canon_module`] renames every defined
+//! name to `n<k>` in order of first appearance, so structure, order,
+//! shapes and attributes must still match exactly. Where the IR cannot
+//! build all of an example (no `cbrt`, no comparison `type=`, no
+//! `operand_precision`…), [`assert_lines_in`] checks that each of our
+//! instruction lines occurs in XLA's text with operand names replaced by
+//! `%_`. Metadata is not printed in those comparisons (XLA's examples have
+//! none), and tested on its own.
+//!
+//! With `SIMCLR_HLO_DUMP=<dir>` set, every module built here is also
+//! written to `<dir>` as `.hlo` and `.pb`, so that `tools/hlo_check/run
+//! <dir>` has XLA parse and print them all.
+
+use simclr::ir::{
+    from_proto_bytes, golden, to_text, BinaryOp, Builder, ComparisonDirection, ConvDims, DotDims,
+    ElementType, Literal, LiteralData, Module, Op, PadDim, PrintOptions, ReplicaGroups,
+    RngAlgorithm, Shape, Type, UnaryOp, Window, WindowDim,
+};
+use simclr::proto;
+use std::collections::{HashMap, HashSet};
+
+fn example(name: &str) -> String {
+    let path = format!("{}/tests/xla_text/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn f32s(dims: &[i64]) -> Shape {
+    Shape::new(ElementType::F32, dims)
+}
+
+fn scalar(ty: ElementType) -> Type {
+    Type::Array(Shape::scalar(ty))
+}
+
+/// Our text without metadata (XLA's examples carry none); also dumped for
+/// the XLA check when `SIMCLR_HLO_DUMP` is set.
+fn plain(name: &str, m: &Module) -> String {
+    if let Ok(dir) = std::env::var("SIMCLR_HLO_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create dump dir");
+        let text = golden::golden_text(m).expect("printable");
+        let bytes = prost::Message::encode_to_vec(&golden::golden_proto(m));
+        std::fs::write(dir.join(format!("{name}.hlo")), text).expect("write dump");
+        std::fs::write(dir.join(format!("{name}.pb")), bytes).expect("write dump");
+    }
+    m.to_text_with(&PrintOptions {
+        metadata: false,
+        ..PrintOptions::default()
+    })
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
+}
+
+/// Renames module, computation and instruction names to `n<k>` in order of
+/// first appearance (see the module doc).
+fn canon_module(text: &str) -> String {
+    let mut names = HashSet::new();
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("HloModule ") {
+            let end = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+            lines.push(format!("HloModule M{}", &rest[end..]));
+            continue;
+        }
+        let body = line
+            .trim_start()
+            .trim_start_matches("ROOT ")
+            .trim_start_matches("ENTRY ");
+        if let Some(rest) = body.strip_prefix('%') {
+            let end = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+            names.insert(rest[..end].to_string());
+        }
+        lines.push(line.to_string());
+    }
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut out = String::new();
+    for line in lines {
+        let mut token = String::new();
+        // A name is a token after `%`, or a parameter name before `:` in a
+        // signature; other tokens (opcodes like `add`) stay.
+        let flush = |token: &mut String,
+                     next: char,
+                     out: &mut String,
+                     map: &mut HashMap<String, String>| {
+            if names.contains(token.as_str()) && (out.ends_with('%') || next == ':') {
+                let n = map.len();
+                out.push_str(map.entry(token.clone()).or_insert_with(|| format!("n{n}")));
+            } else {
+                out.push_str(token);
+            }
+            token.clear();
+        };
+        for c in line.chars() {
+            if is_name_char(c) {
+                token.push(c);
+            } else {
+                flush(&mut token, c, &mut out, &mut map);
+                out.push(c);
+            }
+        }
+        flush(&mut token, '\n', &mut out, &mut map);
+        out.push('\n');
+    }
+    out.trim_end().to_string()
+}
+
+/// An instruction line with its own and its operands' names replaced by `%_`.
+fn canon_line(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '%' {
+            out.push('_');
+            while chars.peek().is_some_and(|&c| is_name_char(c)) {
+                chars.next();
+            }
+        }
+    }
+    out.trim_start_matches("ROOT ").to_string()
+}
+
+/// Every instruction line of `ours` (except `parameter`, `tuple` and those
+/// in `skip`) occurs in `xla`, modulo names.
+fn assert_lines_in(ours: &str, xla: &str, skip: &[&str]) {
+    let theirs: HashSet<String> = xla
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(canon_line)
+        .collect();
+    let mut missing = Vec::new();
+    for line in ours.lines().filter(|l| l.starts_with("  ")) {
+        let c = canon_line(line);
+        if c.contains(" parameter(") || c.contains(" tuple(") || skip.iter().any(|s| c.contains(s))
+        {
+            continue;
+        }
+        if !theirs.contains(&c) {
+            let opcode = c.split(' ').nth(3).unwrap_or("");
+            let similar: Vec<&String> = theirs.iter().filter(|t| t.contains(opcode)).collect();
+            missing.push(format!("  ours: {c}\n  XLA has: {similar:#?}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "lines XLA does not print the same way:\n{}\n--- our text:\n{ours}",
+        missing.join("\n")
+    );
+}
+
+fn assert_same_modulo_names(ours: &str, xla: &str) {
+    let (a, b) = (canon_module(ours), canon_module(xla));
+    if a != b {
+        let diff: Vec<String> = a
+            .lines()
+            .zip(b.lines())
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .map(|(k, (x, y))| format!("line {}:\n  ours: {x}\n  XLA:  {y}", k + 1))
+            .collect();
+        panic!(
+            "text differs from XLA's modulo names ({} vs {} lines):\n{}\n--- ours:\n{ours}\n--- XLA:\n{xla}",
+            a.lines().count(),
+            b.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+#[test]
+fn maxpool_and_grad_prints_as_xla_modulo_names() {
+    let m = golden::maxpool_and_grad().expect("builds");
+    assert_same_modulo_names(&plain("maxpool_and_grad", &m), &example("maxpool_and_grad"));
+}
+
+#[test]
+fn shape_ops_print_as_xla_modulo_names() {
+    let b = Builder::new("shape_ops", 1);
+    let p0 = b.parameter("p0", f32s(&[2, 3, 4]));
+    let p1 = b.parameter("p1", f32s(&[3]));
+    let p2 = b.parameter("p2", Shape::scalar(ElementType::S32));
+    let bc = p1.broadcast_in_dim(&[2, 3, 4], &[1]);
+    let rs = p0.reshape(&[6, 4]);
+    let tr = p0.transpose(&[2, 0, 1]);
+    let sl = p0.slice(&[0, 1, 0], &[2, 3, 4], &[1, 1, 2]);
+    let zero = b.scalar(ElementType::S32, 0.0);
+    let ds = p0.dynamic_slice(&[&p2, &zero, &p2], &[1, 3, 2]);
+    let upd = b.constant_f32(&[1, 1, 2], &[100.0, 100.0]);
+    let dus = p0.dynamic_update_slice(&upd, &[&p2, &p2, &zero]);
+    let cat = p0.concat(&[&p0], 2);
+    let pad_value = b.scalar(ElementType::F32, -9.0);
+    let pad = p0.pad(
+        &pad_value,
+        &[
+            PadDim {
+                lo: 1,
+                hi: 0,
+                interior: 0,
+            },
+            PadDim {
+                lo: 0,
+                hi: 2,
+                interior: 1,
+            },
+            PadDim {
+                lo: -1,
+                hi: 1,
+                interior: 0,
+            },
+        ],
+    );
+    let iota = b.iota(Shape::new(ElementType::S32, [3, 4]), 1);
+    let rev = p0.reverse(&[0, 2]);
+    let m = b
+        .build(&[&bc, &rs, &tr, &sl, &ds, &dus, &cat, &pad, &iota, &rev])
+        .expect("builds");
+    assert_same_modulo_names(&plain("shape_ops", &m), &example("shape_ops"));
+}
+
+#[test]
+fn conv_and_its_gradients_print_as_xla_modulo_names() {
+    // NHWC, 3×3 stride 2 pad 1: forward, input gradient with a reverse op,
+    // weight gradient (HLO.md §8.1).
+    let b = Builder::new("conv_NHWC_s2_p11_revop", 1);
+    let x = b.parameter("x", f32s(&[2, 7, 7, 3]));
+    let w = b.parameter("w", f32s(&[3, 3, 3, 4]));
+    let dy = b.parameter("dy", f32s(&[2, 4, 4, 4]));
+    let labels = |s: &str| ConvDims::from_labels(s).expect("labels");
+    let fwd = Window::new(vec![WindowDim::new(3).stride(2).pad(1, 1); 2]);
+    let y = x.conv_general(&w, fwd, ConvDims::nhwc(), 1, 1);
+    let rev = w.reverse(&[0, 1]);
+    let dx_win = Window::new(vec![WindowDim::new(3).pad(1, 1).base_dilation(2); 2]);
+    let dx = dy.conv_general(&rev, dx_win, labels("b01f_01oi->b01f"), 1, 1);
+    let dw_win = Window::new(vec![WindowDim::new(4).pad(1, 1).window_dilation(2); 2]);
+    let dw = x.conv_general(&dy, dw_win, labels("f01b_i01o->01bf"), 1, 1);
+    let m = b.build(&[&y, &dx, &dw]).expect("builds");
+    assert_same_modulo_names(&plain("conv_nhwc", &m), &example("conv_NHWC_s2_p11_revop"));
+}
+
+#[test]
+fn conv_with_window_reversal_prints_as_xla_modulo_names() {
+    let b = Builder::new("conv_NCHW_s2_p11_revwindow_reversal", 1);
+    let x = b.parameter("x", f32s(&[2, 3, 7, 7]));
+    let w = b.parameter("w", f32s(&[4, 3, 3, 3]));
+    let dy = b.parameter("dy", f32s(&[2, 4, 4, 4]));
+    let labels = |s: &str| ConvDims::from_labels(s).expect("labels");
+    let fwd = Window::new(vec![WindowDim::new(3).stride(2).pad(1, 1); 2]);
+    let y = x.conv_general(&w, fwd, labels("bf01_oi01->bf01"), 1, 1);
+    let mut d = WindowDim::new(3).pad(1, 1).base_dilation(2);
+    d.reversal = true;
+    let dx = dy.conv_general(&w, Window::new(vec![d; 2]), labels("bf01_io01->bf01"), 1, 1);
+    let dw_win = Window::new(vec![WindowDim::new(4).pad(1, 1).window_dilation(2); 2]);
+    let dw = x.conv_general(&dy, dw_win, labels("fb01_io01->fb01"), 1, 1);
+    let m = b.build(&[&y, &dx, &dw]).expect("builds");
+    assert_same_modulo_names(
+        &plain("conv_reversal", &m),
+        &example("conv_NCHW_s2_p11_revwindow_reversal"),
+    );
+}
+
+#[test]
+fn formatting_of_pads_groups_and_literals_matches_xla() {
+    let b = Builder::new("formatting", 1);
+    let x = b.parameter("x", f32s(&[2, 4, 6, 6]));
+    let w = b.parameter("w", f32s(&[4, 1, 3, 3]));
+    let zero = b.scalar(ElementType::F32, 0.0);
+    let pad = x.pad(
+        &zero,
+        &[
+            PadDim::edge(0, 0),
+            PadDim::edge(0, 0),
+            PadDim::edge(1, 2),
+            PadDim::edge(1, 0),
+        ],
+    );
+    let win = Window::new(vec![WindowDim::new(3).pad(1, 1); 2]);
+    let depthwise = x.conv_general(
+        &w,
+        win,
+        ConvDims::from_labels("bf01_oi01->bf01").expect("labels"),
+        4,
+        1,
+    );
+    let floats = b.constant_f32(&[6], &[1e-5, 0.1, 1.0 / 3.0, 3e38, -0.0, 123456.79]);
+    let big = b.constant_f32(&[10, 10], &[0.5; 100]);
+    let longs =
+        b.constant(Literal::new([2], LiteralData::S64(vec![1 << 40, -5])).expect("literal"));
+    let special = b.constant_f32(&[2], &[f32::NAN, f32::INFINITY]);
+    let m = b
+        .build(&[&pad, &depthwise, &floats, &big, &longs, &special])
+        .expect("builds");
+    assert_same_modulo_names(&plain("formatting", &m), &example("formatting"));
+}
+
+#[test]
+fn reduce_and_variadic_argmax_print_as_xla_modulo_names() {
+    let b = Builder::new("reduce_sum_and_argmax", 1);
+    let add = b.reducer(BinaryOp::Add, ElementType::F32);
+    let (f, s) = (scalar(ElementType::F32), scalar(ElementType::S32));
+    let argmax = b.computation("argmax", &[f.clone(), s.clone(), f, s], |p| {
+        let gt = p[0].compare(ComparisonDirection::Gt, &p[2]);
+        let eq = p[0].compare(ComparisonDirection::Eq, &p[2]);
+        let lt = p[1].compare(ComparisonDirection::Lt, &p[3]);
+        let keep = gt.binary(BinaryOp::Or, &eq.binary(BinaryOp::And, &lt));
+        let v = keep.select(&p[0], &p[2]);
+        let i = keep.select(&p[1], &p[3]);
+        v.op(Op::Tuple, &[&i])
+    });
+    let x = b.parameter("x", f32s(&[4, 3, 5]));
+    let sum = x.reduce(&x.scalar_like(0.0), &[0, 2], add);
+    let y = b.parameter("y", f32s(&[4, 6]));
+    let iota = b.iota(Shape::new(ElementType::S32, [4, 6]), 1);
+    let init_v = b.scalar(ElementType::F32, f64::NEG_INFINITY);
+    let init_i = b.scalar(ElementType::S32, -1.0);
+    let r = y.op(
+        Op::Reduce {
+            dims: vec![1],
+            reducer: argmax,
+        },
+        &[&iota, &init_v, &init_i],
+    );
+    let m = b
+        .build(&[&sum, &r.get_tuple_element(0), &r.get_tuple_element(1)])
+        .expect("builds");
+    assert_same_modulo_names(&plain("argmax", &m), &example("reduce_sum_and_argmax"));
+}
+
+#[test]
+fn elementwise_ops_print_as_xla() {
+    let b = Builder::new("elementwise", 1);
+    let x = b.parameter("x", f32s(&[2, 5]));
+    let y = b.parameter("y", f32s(&[2, 5]));
+    let mut outs = Vec::new();
+    for u in UnaryOp::ALL {
+        if u != UnaryOp::Not {
+            outs.push(x.unary(u));
+        }
+    }
+    for op in BinaryOp::ALL {
+        if op.opcode().contains("shift")
+            || matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+        {
+            continue;
+        }
+        outs.push(x.binary(op, &y));
+    }
+    let refs: Vec<&_> = outs.iter().collect();
+    let m = b.build(&refs).expect("builds");
+    let text = plain("elementwise", &m);
+    assert_lines_in(&text, &example("elementwise"), &[]);
+    // The tuple of 32 outputs carries `/*index=N*/` every 5 elements, in
+    // the shape and in the operand list alike.
+    let root = text.lines().find(|l| l.contains("ROOT")).expect("root");
+    assert_eq!(root.matches("/*index=").count(), 10, "{root}");
+    assert!(
+        root.contains("f32[2,5]{1,0}, /*index=5*/f32[2,5]{1,0}"),
+        "{root}"
+    );
+}
+
+#[test]
+fn logical_and_shift_ops_print_their_opcodes() {
+    let b = Builder::new("bits", 1);
+    let x = b.parameter("x", Shape::new(ElementType::U32, [4]));
+    let y = b.parameter("y", Shape::new(ElementType::U32, [4]));
+    let mut outs = vec![x.unary(UnaryOp::Not)];
+    for op in [
+        BinaryOp::And,
+        BinaryOp::Or,
+        BinaryOp::Xor,
+        BinaryOp::ShiftLeft,
+        BinaryOp::ShiftRightLogical,
+        BinaryOp::ShiftRightArithmetic,
+    ] {
+        outs.push(x.binary(op, &y));
+    }
+    let refs: Vec<&_> = outs.iter().collect();
+    let text = plain("bits", &b.build(&refs).expect("builds"));
+    for (opcode, id) in [
+        ("not", 4),
+        ("and", 5),
+        ("or", 6),
+        ("xor", 7),
+        ("shift-left", 8),
+        ("shift-right-logical", 9),
+        ("shift-right-arithmetic", 10),
+    ] {
+        let operands = if opcode == "not" {
+            "%parameter.2".to_string()
+        } else {
+            "%parameter.2, %parameter.3".to_string()
+        };
+        let want = format!(
+            "  %{}.{id} = u32[4]{{0}} {opcode}({operands})",
+            opcode.replace('-', "_")
+        );
+        assert!(
+            text.lines().any(|l| l == want),
+            "missing {want:?} in\n{text}"
+        );
+    }
+}
+
+#[test]
+fn compare_select_convert_clamp_print_as_xla() {
+    let b = Builder::new("compare_select_convert", 1);
+    let x = b.parameter("x", f32s(&[6]));
+    let y = b.parameter("y", f32s(&[6]));
+    let mut outs = Vec::new();
+    for d in [
+        ComparisonDirection::Eq,
+        ComparisonDirection::Ne,
+        ComparisonDirection::Lt,
+        ComparisonDirection::Le,
+        ComparisonDirection::Gt,
+        ComparisonDirection::Ge,
+    ] {
+        outs.push(x.compare(d, &y));
+    }
+    let gt = x.compare(ComparisonDirection::Gt, &y);
+    outs.push(gt.select(&x, &y));
+    outs.push(x.convert(ElementType::S32));
+    outs.push(x.convert(ElementType::Bf16).convert(ElementType::F32));
+    outs.push(
+        x.compare(ComparisonDirection::Lt, &y)
+            .convert(ElementType::F32),
+    );
+    outs.push(x.clamp(
+        &b.scalar(ElementType::F32, -1.0),
+        &b.scalar(ElementType::F32, 1.0),
+    ));
+    let refs: Vec<&_> = outs.iter().collect();
+    let m = b.build(&refs).expect("builds");
+    assert_lines_in(
+        &plain("compare", &m),
+        &example("compare_select_convert"),
+        &[],
+    );
+}
+
+#[test]
+fn constants_of_every_type_print_as_xla() {
+    let b = Builder::new("constants", 1);
+    let lit = |dims: &[i64], data| b.constant(Literal::new(dims.to_vec(), data).expect("literal"));
+    let outs = [
+        b.constant_f32(&[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
+        lit(&[2, 3], LiteralData::S32(vec![1, -2, 3, 4, 5, -6])),
+        lit(&[3], LiteralData::Pred(vec![true, false, true])),
+        lit(
+            &[3],
+            LiteralData::F16([0.5f32, -1.25, 3.0].map(simclr::ir::f32_to_f16).to_vec()),
+        )
+        .convert(ElementType::F32),
+        lit(
+            &[3],
+            LiteralData::Bf16(
+                [1.0f32, -2.5, 0.15625]
+                    .map(simclr::ir::f32_to_bf16)
+                    .to_vec(),
+            ),
+        )
+        .convert(ElementType::F32),
+        b.scalar(ElementType::F32, 2.5),
+    ];
+    let refs: Vec<&_> = outs.iter().collect();
+    let m = b.build(&refs).expect("builds");
+    assert_lines_in(&plain("constants", &m), &example("constants"), &[]);
+    let text = m.to_text();
+    assert!(text.contains("pred[] constant(true)") || !text.contains("pred[] constant("));
+}
+
+#[test]
+fn dot_general_prints_as_xla() {
+    let b = Builder::new("dot_general", 1);
+    let x = b.parameter("x", f32s(&[2, 3, 4]));
+    let y = b.parameter("y", f32s(&[2, 4, 5]));
+    let z = b.parameter("z", f32s(&[6, 4]));
+    let batched = x.dot_general(
+        &y,
+        DotDims {
+            lhs_batch: vec![0],
+            rhs_batch: vec![0],
+            lhs_contracting: vec![2],
+            rhs_contracting: vec![1],
+        },
+    );
+    let gram = z.dot_general(
+        &z,
+        DotDims {
+            lhs_contracting: vec![1],
+            rhs_contracting: vec![1],
+            ..DotDims::default()
+        },
+    );
+    let m = b.build(&[&batched, &gram]).expect("builds");
+    assert_lines_in(&plain("dot", &m), &example("dot_general"), &[]);
+}
+
+#[test]
+fn collectives_print_as_xla_with_replica_count() {
+    let b = Builder::new("collectives", 4);
+    let x = b.parameter("x", f32s(&[4, 3]));
+    let outs = [
+        x.all_reduce_sum(ReplicaGroups::All),
+        x.all_gather(0, ReplicaGroups::All),
+        x.reduce_scatter_sum(0, ReplicaGroups::All),
+        b.replica_id(),
+    ];
+    let refs: Vec<&_> = outs.iter().collect();
+    let m = b.build(&refs).expect("builds");
+    let text = plain("collectives", &m);
+    assert_lines_in(&text, &example("collectives"), &[]);
+    let header = text.lines().next().expect("header");
+    assert!(header.ends_with("}, replica_count=4"), "{header}");
+}
+
+#[test]
+fn rng_bit_generator_and_uniform_floats_print_as_xla() {
+    let b = Builder::new("rng_bit_generator", 1);
+    let state = b.parameter("state", Shape::new(ElementType::U64, [2]));
+    let bits_shape = Shape::new(ElementType::U32, [4, 8]);
+    let three_fry = state.rng_bit_generator(RngAlgorithm::ThreeFry, bits_shape.clone());
+    let philox = state.rng_bit_generator(RngAlgorithm::Philox, bits_shape);
+    let bits = three_fry.get_tuple_element(1);
+    let nine = b
+        .scalar(ElementType::U32, 9.0)
+        .broadcast_in_dim(&[4, 8], &[]);
+    let one_bits = b
+        .scalar(ElementType::U32, 1065353216.0)
+        .broadcast_in_dim(&[4, 8], &[]);
+    let one = b
+        .scalar(ElementType::F32, 1.0)
+        .broadcast_in_dim(&[4, 8], &[]);
+    let uniform = bits
+        .binary(BinaryOp::ShiftRightLogical, &nine)
+        .binary(BinaryOp::Or, &one_bits)
+        .bitcast_convert(ElementType::F32)
+        .binary(BinaryOp::Subtract, &one);
+    let m = b
+        .build(&[
+            &three_fry.get_tuple_element(0),
+            &philox.get_tuple_element(1),
+            &uniform,
+        ])
+        .expect("builds");
+    assert_lines_in(&plain("rng", &m), &example("rng_bit_generator"), &[]);
+}
+
+#[test]
+fn metadata_prints_last_with_scope_and_source_position() {
+    let b = Builder::new("metadata", 1);
+    let x = b.parameter("x", f32s(&[4]));
+    let line = line!() + 4;
+    let y = {
+        let _e = b.scope("encoder");
+        let _b = b.scope("block1");
+        x.relu()
+    };
+    let text = b.build(&[&y]).expect("builds").to_text();
+    let root = text.lines().find(|l| l.contains("ROOT")).expect("root");
+    let want = format!(
+        "maximum(%parameter.2, %broadcast.4), metadata={{op_type=\"maximum\" op_name=\"encoder/block1/maximum\" source_file=\"tests/hlo_print.rs\" source_line={line}}}"
+    );
+    assert!(root.ends_with(&want), "{root}\nwant suffix: {want}");
+    // Without source positions (as in the goldens).
+    let m = b.build(&[&y]).expect("builds");
+    let text = m.to_text_with(&PrintOptions {
+        source_positions: false,
+        ..PrintOptions::default()
+    });
+    assert!(text.contains("metadata={op_type=\"maximum\" op_name=\"encoder/block1/maximum\"}"));
+}
+
+// ---------------------------------------------------------------------------
+// Protos built by hand, for what XLA hands back or the IR does not produce.
+
+fn shape(ty: proto::PrimitiveType, dims: &[i64]) -> proto::ShapeProto {
+    proto::ShapeProto {
+        element_type: ty as i32,
+        dimensions: dims.to_vec(),
+        layout: Some(proto::LayoutProto {
+            minor_to_major: (0..dims.len() as i64).rev().collect(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn f32p(dims: &[i64]) -> proto::ShapeProto {
+    shape(proto::PrimitiveType::F32, dims)
+}
+
+fn tuple(shapes: Vec<proto::ShapeProto>) -> proto::ShapeProto {
+    proto::ShapeProto {
+        element_type: proto::PrimitiveType::Tuple as i32,
+        tuple_shapes: shapes,
+        ..Default::default()
+    }
+}
+
+fn inst(
+    id: i64,
+    name: &str,
+    opcode: &str,
+    shape: proto::ShapeProto,
+    operands: &[i64],
+) -> proto::HloInstructionProto {
+    proto::HloInstructionProto {
+        id,
+        name: name.into(),
+        opcode: opcode.into(),
+        shape: Some(shape),
+        operand_ids: operands.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn param(id: i64, name: &str, number: i64, shape: proto::ShapeProto) -> proto::HloInstructionProto {
+    proto::HloInstructionProto {
+        parameter_number: number,
+        ..inst(id, name, "parameter", shape, &[])
+    }
+}
+
+fn comp(
+    id: i64,
+    name: &str,
+    root: i64,
+    instructions: Vec<proto::HloInstructionProto>,
+) -> proto::HloComputationProto {
+    proto::HloComputationProto {
+        id,
+        name: name.into(),
+        root_id: root,
+        instructions,
+        ..Default::default()
+    }
+}
+
+fn module(
+    name: &str,
+    computations: Vec<proto::HloComputationProto>,
+    params: Vec<proto::ShapeProto>,
+    result: proto::ShapeProto,
+) -> proto::HloModuleProto {
+    let entry = computations.last().expect("entry");
+    proto::HloModuleProto {
+        name: name.into(),
+        entry_computation_name: entry.name.clone(),
+        entry_computation_id: entry.id,
+        id: entry.id,
+        host_program_shape: Some(proto::ProgramShapeProto {
+            parameters: params,
+            result: Some(result),
+            parameter_names: vec![],
+        }),
+        computations,
+        input_output_alias: None,
+        buffer_donor: None,
+        frontend_attributes: None,
+    }
+}
+
+fn attrs(kv: &[(&str, &str)]) -> Option<proto::FrontendAttributes> {
+    Some(proto::FrontendAttributes {
+        map: kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+}
+
+fn aliasing_entry(
+    names: [&str; 3],
+    ops: [(&str, &str, [i64; 2]); 2],
+    ids: [i64; 3],
+) -> proto::HloComputationProto {
+    let v = || f32p(&[4]);
+    let mut i = vec![
+        param(2, names[0], 0, v()),
+        param(3, names[1], 1, v()),
+        param(4, names[2], 2, v()),
+    ];
+    i.push(inst(ids[0], ops[0].0, ops[0].1, v(), &ops[0].2));
+    i.push(inst(ids[1], ops[1].0, ops[1].1, v(), &ops[1].2));
+    i.push(inst(
+        ids[2],
+        "tuple",
+        "tuple",
+        tuple(vec![v(), v()]),
+        &[ids[0], ids[1]],
+    ));
+    comp(1, "main", ids[2], i)
+}
+
+#[test]
+fn module_header_prints_aliasing_donors_and_frontend_attributes_as_xla() {
+    let mut entry = aliasing_entry(
+        ["p0.2", "p1.3", "p2.4"],
+        [("subtract.5", "subtract", [2, 3]), ("add.6", "add", [4, 3])],
+        [5, 6, 7],
+    );
+    entry.instructions[5].name = "tuple.7".into();
+    let mut m = module(
+        "aliasing",
+        vec![entry],
+        vec![f32p(&[4]), f32p(&[4]), f32p(&[4])],
+        tuple(vec![f32p(&[4]), f32p(&[4])]),
+    );
+    m.input_output_alias = Some(proto::HloInputOutputAliasProto {
+        entries: vec![proto::hlo_input_output_alias_proto::AliasEntryProto {
+            output_shape_index: vec![0],
+            parameter_number: 0,
+            parameter_shape_index: vec![],
+            kind: proto::Kind::MayAlias as i32,
+        }],
+    });
+    m.buffer_donor = Some(proto::HloBufferDonorProto {
+        entries: vec![proto::hlo_buffer_donor_proto::BufferDonorEntryProto {
+            parameter_number: 2,
+            parameter_shape_index: vec![],
+        }],
+    });
+    m.frontend_attributes = attrs(&[("step", "train")]);
+    let text = to_text(&m).expect("prints");
+    assert_eq!(text.trim_end(), example("aliasing").trim_end());
+}
+
+#[test]
+fn optimized_module_with_fusions_prints_as_xla() {
+    // aliasing.after.txt: what XLA hands back after optimization, with
+    // kLoop fusions calling fused computations. The schedule
+    // (`is_scheduled=true`) is not in our proto subset.
+    let fused = |id: i64, name: &str, opcode: &str, suffix: &str| {
+        let (a, b) = (format!("param_0{suffix}"), format!("param_1{suffix}"));
+        comp(
+            id,
+            name,
+            id + 3,
+            vec![
+                param(id + 1, &a, 0, f32p(&[4])),
+                param(id + 2, &b, 1, f32p(&[4])),
+                inst(
+                    id + 3,
+                    &format!("{opcode}.0"),
+                    opcode,
+                    f32p(&[4]),
+                    &[id + 1, id + 2],
+                ),
+            ],
+        )
+    };
+    let mut entry = aliasing_entry(
+        ["p0.2", "p1.3", "p2.4"],
+        [
+            ("wrapped_subtract", "fusion", [2, 3]),
+            ("wrapped_add", "fusion", [4, 3]),
+        ],
+        [5, 6, 7],
+    );
+    entry.id = 100;
+    for (k, callee) in [(3, 10), (4, 20)] {
+        entry.instructions[k].fusion_kind = "kLoop".into();
+        entry.instructions[k].called_computation_ids = vec![callee];
+    }
+    let mut m = module(
+        "aliasing",
+        vec![
+            fused(10, "wrapped_subtract_computation", "subtract", ""),
+            fused(20, "wrapped_add_computation", "add", ".1"),
+            entry,
+        ],
+        vec![f32p(&[4]), f32p(&[4]), f32p(&[4])],
+        tuple(vec![f32p(&[4]), f32p(&[4])]),
+    );
+    m.input_output_alias = Some(proto::HloInputOutputAliasProto {
+        entries: [(1, 2), (0, 0)]
+            .iter()
+            .map(
+                |&(o, p)| proto::hlo_input_output_alias_proto::AliasEntryProto {
+                    output_shape_index: vec![o],
+                    parameter_number: p,
+                    parameter_shape_index: vec![],
+                    kind: proto::Kind::MayAlias as i32,
+                },
+            )
+            .collect(),
+    });
+    m.frontend_attributes = attrs(&[("step", "train")]);
+    let text = to_text(&m).expect("prints");
+    // XLA prints a scheduled module in schedule order; without the schedule
+    // we print XLA's post order, which here puts `%p2.4` after the first
+    // fusion. So: identical text up to the entry, and the same entry lines.
+    let xla = example("aliasing.after").replace("is_scheduled=true, ", "");
+    let split = |t: &str| -> (String, Vec<String>) {
+        let k = t.find("ENTRY").expect("entry");
+        let mut body: Vec<String> = t[k..].trim_end().lines().map(String::from).collect();
+        body.sort();
+        (t[..k].to_string(), body)
+    };
+    assert_eq!(split(&text), split(&xla), "ours:\n{text}\nXLA:\n{xla}");
+    assert!(text.contains(
+        "%wrapped_subtract = f32[4]{0} fusion(%p0.2, %p1.3), kind=kLoop, calls=%wrapped_subtract_computation\n  %p2.4"
+    ));
+
+    // Round trip through bytes prints the same.
+    let again = to_text(&from_proto_bytes(&prost::Message::encode_to_vec(&m)).expect("decodes"))
+        .expect("prints");
+    assert_eq!(text, again);
+}
+
+#[test]
+fn while_backend_config_and_frontend_attributes_print_as_xla() {
+    // Lines of while_call_sort.after.txt.
+    let st = || tuple(vec![shape(proto::PrimitiveType::S32, &[]), f32p(&[3])]);
+    let cond = comp(
+        1,
+        "cond",
+        3,
+        vec![
+            param(2, "p0.2", 0, st()),
+            inst(
+                3,
+                "c",
+                "constant",
+                shape(proto::PrimitiveType::Pred, &[]),
+                &[],
+            ),
+        ],
+    );
+    let body = comp(4, "body", 5, vec![param(5, "p0.7", 0, st())]);
+    let while_comp = comp(
+        6,
+        "while.25_computation",
+        8,
+        vec![
+            param(7, "tuple.3", 0, st()),
+            proto::HloInstructionProto {
+                called_computation_ids: vec![4, 1],
+                backend_config: br#"{"known_trip_count":{"n":"5"},"known_init_step":{"init":"0","step":"1"},"known_induction_variable":{"tuple_index":"0"}}"#.to_vec(),
+                ..inst(8, "while.0", "while", st(), &[7])
+            },
+        ],
+    );
+    let entry = comp(
+        9,
+        "main",
+        11,
+        vec![
+            param(10, "tuple", 0, st()),
+            proto::HloInstructionProto {
+                called_computation_ids: vec![6],
+                frontend_attributes: attrs(&[("xla_cpu_small_call", "true")]),
+                ..inst(11, "call", "call", st(), &[10])
+            },
+        ],
+    );
+    let m = module("w", vec![cond, body, while_comp, entry], vec![st()], st());
+    let text = to_text(&m).expect("prints");
+    let xla = example("while_call_sort.after");
+    for want in [
+        "  ROOT %while.0 = (s32[], f32[3]{0}) while(%tuple.3), condition=%cond, body=%body, backend_config={\"known_trip_count\":{\"n\":\"5\"},\"known_init_step\":{\"init\":\"0\",\"step\":\"1\"},\"known_induction_variable\":{\"tuple_index\":\"0\"}}",
+        "%while.25_computation (tuple.3: (s32[], f32[3])) -> (s32[], f32[3]) {",
+    ] {
+        assert!(xla.contains(want), "test expectation not in XLA's text: {want}");
+        assert!(text.contains(want), "missing {want}\nin:\n{text}");
+    }
+    assert!(text.contains(
+        "ROOT %call = (s32[], f32[3]{0}) call(%tuple), to_apply=%while.25_computation, frontend_attributes={xla_cpu_small_call=\"true\"}"
+    ), "{text}");
+    // Callees first: cond and body before the while computation, entry last.
+    let order: Vec<&str> = text
+        .lines()
+        .filter(|l| l.ends_with('{') && !l.starts_with("HloModule"))
+        .map(|l| l.split(' ').find(|w| w.starts_with('%')).unwrap_or(""))
+        .collect();
+    assert_eq!(order, ["%body", "%cond", "%while.25_computation", "%main"]);
+}
+
+#[test]
+fn names_are_sanitized_as_xla_does() {
+    let s = || shape(proto::PrimitiveType::F32, &[]);
+    let m23 = || f32p(&[2, 3]);
+    let add = comp(
+        1,
+        "add_f32",
+        4,
+        vec![
+            param(2, "enc/block 1/op-2", 0, s()),
+            param(3, "enc/block 1/op-3", 1, s()),
+            inst(4, "enc/block 1/op-4", "add", s(), &[2, 3]),
+        ],
+    );
+    let entry = comp(
+        5,
+        "main",
+        10,
+        vec![
+            param(6, "enc/block 1/op-6", 0, m23()),
+            param(7, "enc/block 1/op-7", 1, m23()),
+            inst(8, "enc/block 1/op-8", "add", m23(), &[6, 7]),
+            proto::HloInstructionProto {
+                literal: Some(proto::LiteralProto {
+                    shape: Some(s()),
+                    f32s: vec![0.0],
+                    ..Default::default()
+                }),
+                ..inst(9, "enc/block 1/op-9", "constant", s(), &[])
+            },
+            proto::HloInstructionProto {
+                dimensions: vec![1],
+                called_computation_ids: vec![1],
+                ..inst(10, "enc/block 1/op-10", "reduce", f32p(&[2]), &[8, 9])
+            },
+        ],
+    );
+    let m = module(
+        "odd names/module",
+        vec![add, entry],
+        vec![m23(), m23()],
+        f32p(&[2]),
+    );
+    assert_eq!(
+        to_text(&m).expect("prints").trim_end(),
+        example("odd_names").trim_end()
+    );
+}
+
+#[test]
+fn attributes_of_ops_the_ir_lacks_print_as_xla() {
+    let p = || f32p(&[8, 4]);
+    let entry = comp(
+        1,
+        "main",
+        4,
+        vec![
+            param(2, "p0.2", 0, p()),
+            proto::HloInstructionProto {
+                exponent_bits: 8,
+                mantissa_bits: 7,
+                ..inst(3, "reduce_precision.4", "reduce-precision", p(), &[2])
+            },
+            proto::HloInstructionProto {
+                comparison_direction: "LT".into(),
+                comparison_type: "TOTALORDER".into(),
+                ..inst(
+                    4,
+                    "compare.10",
+                    "compare",
+                    shape(proto::PrimitiveType::Pred, &[8, 4]),
+                    &[3, 2],
+                )
+            },
+        ],
+    );
+    let text = to_text(&module("misc", vec![entry], vec![p()], p())).expect("prints");
+    assert!(
+        text.contains("reduce-precision(%p0.2), exponent_bits=8, mantissa_bits=7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("compare(%reduce_precision.4, %p0.2), direction=LT, type=TOTALORDER"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_opcodes_and_odd_fields_do_not_panic() {
+    let s = || f32p(&[3]);
+    let mut weird = inst(3, "thing", "some-future-op", s(), &[2]);
+    weird.dimensions = vec![0];
+    weird.channel_id = 7;
+    weird.backend_config = b"not json \"quoted\"".to_vec();
+    weird.control_predecessor_ids = vec![2];
+    let mut no_layout = f32p(&[3]);
+    no_layout.layout = None;
+    no_layout.element_type = 29; // f8e3m4, not in the proto subset's enum
+    let entry = comp(
+        1,
+        "main",
+        4,
+        vec![
+            param(2, "x", 0, s()),
+            weird,
+            inst(4, "bits", "bitcast", no_layout, &[3]),
+            inst(5, "big", "constant", f32p(&[100]), &[]),
+            inst(6, "custom", "custom-call", s(), &[2]),
+        ],
+    );
+    let text = to_text(&module("weird", vec![entry], vec![s()], s())).expect("prints");
+    assert!(text.contains("some-future-op(%x), channel_id=7, dimensions={0}, control-predecessors={%x}, backend_config=\"not json \\\"quoted\\\"\""), "{text}");
+    assert!(
+        text.contains("ROOT %bits = f8e3m4[3] bitcast(%thing)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("%big = f32[100]{0} constant({...})"),
+        "{text}"
+    );
+    assert!(
+        text.contains("custom-call(%x), custom_call_target=\"\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn broken_protos_are_errors_not_panics() {
+    let s = || f32p(&[3]);
+    let dangling = comp(
+        1,
+        "main",
+        3,
+        vec![param(2, "x", 0, s()), inst(3, "y", "negate", s(), &[99])],
+    );
+    assert!(to_text(&module("m", vec![dangling], vec![s()], s())).is_err());
+    let no_root = comp(1, "main", 42, vec![param(2, "x", 0, s())]);
+    assert!(to_text(&module("m", vec![no_root], vec![s()], s())).is_err());
+    let mut bad_call = inst(3, "y", "call", s(), &[2]);
+    bad_call.called_computation_ids = vec![77];
+    let c = comp(1, "main", 3, vec![param(2, "x", 0, s()), bad_call]);
+    assert!(to_text(&module("m", vec![c], vec![s()], s())).is_err());
+    assert!(from_proto_bytes(&[0xff, 0xff, 0xff]).is_err());
+    let empty = proto::HloModuleProto::default();
+    assert!(to_text(&empty).is_err());
+}
