@@ -666,9 +666,7 @@ fn module(
             parameter_names: vec![],
         }),
         computations,
-        input_output_alias: None,
-        buffer_donor: None,
-        frontend_attributes: None,
+        ..Default::default()
     }
 }
 
@@ -740,8 +738,7 @@ fn module_header_prints_aliasing_donors_and_frontend_attributes_as_xla() {
 #[test]
 fn optimized_module_with_fusions_prints_as_xla() {
     // aliasing.after.txt: what XLA hands back after optimization, with
-    // kLoop fusions calling fused computations. The schedule
-    // (`is_scheduled=true`) is not in our proto subset.
+    // kLoop fusions calling fused computations and a schedule.
     let fused = |id: i64, name: &str, opcode: &str, suffix: &str| {
         let (a, b) = (format!("param_0{suffix}"), format!("param_1{suffix}"));
         comp(
@@ -799,20 +796,29 @@ fn optimized_module_with_fusions_prints_as_xla() {
     });
     m.frontend_attributes = attrs(&[("step", "train")]);
     let text = to_text(&m).expect("prints");
-    // XLA prints a scheduled module in schedule order; without the schedule
-    // we print XLA's post order, which here puts `%p2.4` after the first
-    // fusion. So: identical text up to the entry, and the same entry lines.
-    let xla = example("aliasing.after").replace("is_scheduled=true, ", "");
-    let split = |t: &str| -> (String, Vec<String>) {
-        let k = t.find("ENTRY").expect("entry");
-        let mut body: Vec<String> = t[k..].trim_end().lines().map(String::from).collect();
-        body.sort();
-        (t[..k].to_string(), body)
-    };
-    assert_eq!(split(&text), split(&xla), "ours:\n{text}\nXLA:\n{xla}");
-    assert!(text.contains(
+    // Unscheduled, XLA's post order puts `%p2.4` after the first fusion;
+    // with the schedule XLA handed back, the order is the schedule's.
+    let unscheduled = to_text(&m).expect("prints");
+    assert!(unscheduled.contains(
         "%wrapped_subtract = f32[4]{0} fusion(%p0.2, %p1.3), kind=kLoop, calls=%wrapped_subtract_computation\n  %p2.4"
-    ));
+    ), "{unscheduled}");
+    let seq = |ids: &[i64]| proto::hlo_schedule_proto::InstructionSequence {
+        instruction_ids: ids.to_vec(),
+    };
+    m.schedule = Some(proto::HloScheduleProto {
+        sequences: [
+            (10, seq(&[11, 12, 13])),
+            (20, seq(&[21, 22, 23])),
+            (100, seq(&[2, 3, 4, 5, 6, 7])),
+        ]
+        .into_iter()
+        .collect(),
+    });
+    let text = to_text(&m).expect("prints");
+    assert_eq!(
+        text,
+        example("aliasing.after").trim_end().to_string() + "\n\n"
+    );
 
     // Round trip through bytes prints the same.
     let again = to_text(&from_proto_bytes(&prost::Message::encode_to_vec(&m)).expect("decodes"))
@@ -1033,4 +1039,42 @@ fn broken_protos_are_errors_not_panics() {
     assert!(from_proto_bytes(&[0xff, 0xff, 0xff]).is_err());
     let empty = proto::HloModuleProto::default();
     assert!(to_text(&empty).is_err());
+}
+
+/// `tests/xla_text/optimized/`: the modules of these tests and the goldens,
+/// compiled for CPU by jaxlib's XLA; `<name>.pb` is the optimized
+/// HloModuleProto it handed back and `<name>.txt` XLA's own text of it
+/// (fusions, `kind=kLoop`, `calls=`, schedules, XLA's names). Regenerate with
+/// `rm -rf /tmp/d && SIMCLR_HLO_DUMP=/tmp/d cargo test --test hlo_print &&
+/// cp hlo/*.pb /tmp/d && tools/hlo_check/run --optimize /tmp/d tests/xla_text/optimized`.
+#[test]
+fn optimized_modules_from_xla_print_exactly_as_xla() {
+    let dir = format!("{}/tests/xla_text/optimized", env!("CARGO_MANIFEST_DIR"));
+    let mut pbs: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixture dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pb"))
+        .collect();
+    pbs.sort();
+    assert!(pbs.len() >= 10, "expected the optimized fixtures in {dir}");
+    for pb in pbs {
+        let bytes = std::fs::read(&pb).expect("read");
+        let module = from_proto_bytes(&bytes).expect("decodes");
+        let ours = to_text(&module).expect("prints");
+        let xla = std::fs::read_to_string(pb.with_extension("txt")).expect("XLA's text");
+        if ours != xla {
+            let first = ours
+                .lines()
+                .zip(xla.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(ours.lines().count().min(xla.lines().count()));
+            panic!(
+                "{}: first difference at line {}:\n  ours: {}\n  XLA:  {}",
+                pb.display(),
+                first + 1,
+                ours.lines().nth(first).unwrap_or("<end>"),
+                xla.lines().nth(first).unwrap_or("<end>")
+            );
+        }
+    }
 }

@@ -11,12 +11,14 @@
 //! Orders follow XLA: computations callee-first (XLA's computation post
 //! order) with `ENTRY` last, and instructions in XLA's post order (a DFS from
 //! the unused instructions, operands in order), so parameters appear where
-//! first needed.
+//! first needed; a scheduled module (`schedule` set, as in optimized
+//! modules) prints `is_scheduled=true` and each computation in its
+//! schedule's order.
 //!
 //! Not here: parsing text (XLA's parser is the reference, see
 //! `tools/hlo_check/`), and anything XLA's proto subset in `proto/xla.proto`
-//! does not carry (schedules, shardings): such fields are dropped by prost
-//! when decoding and cannot be printed.
+//! does not carry (shardings, newer metadata fields …): such fields are
+//! dropped by prost when decoding and cannot be printed.
 
 use super::error::Error;
 use super::module::Module;
@@ -153,6 +155,9 @@ impl<'a> Printer<'a> {
     fn header(&self, out: &mut String) {
         let m = self.m;
         let _ = write!(out, "HloModule {}", sanitize(&m.name));
+        if m.schedule.is_some() {
+            out.push_str(", is_scheduled=true");
+        }
         if let Some(a) = m
             .input_output_alias
             .as_ref()
@@ -359,7 +364,16 @@ impl<'a> Printer<'a> {
             params.join(", "),
             result
         );
-        for inst in post_order(c, &by_id)? {
+        let sequence = self
+            .m
+            .schedule
+            .as_ref()
+            .and_then(|s| s.sequences.get(&c.id));
+        let order = match sequence {
+            Some(seq) => scheduled_order(c, &by_id, &seq.instruction_ids),
+            None => post_order(c, &by_id)?,
+        };
+        for inst in order {
             out.push_str("  ");
             if inst.id == c.root_id {
                 out.push_str("ROOT ");
@@ -697,6 +711,23 @@ fn sorted_by_id(c: &proto::HloComputationProto) -> Vec<&proto::HloInstructionPro
     let mut v: Vec<&proto::HloInstructionProto> = c.instructions.iter().collect();
     v.sort_by_key(|i| i.id);
     v
+}
+
+/// The order of a scheduled computation: its sequence (unknown ids
+/// skipped), then any instruction the sequence leaves out, in id order.
+fn scheduled_order<'c>(
+    c: &'c proto::HloComputationProto,
+    by_id: &HashMap<i64, &'c proto::HloInstructionProto>,
+    sequence: &[i64],
+) -> Vec<&'c proto::HloInstructionProto> {
+    let mut seen = HashSet::new();
+    let mut order: Vec<&proto::HloInstructionProto> = sequence
+        .iter()
+        .filter_map(|id| by_id.get(id).copied())
+        .filter(|i| seen.insert(i.id))
+        .collect();
+    order.extend(sorted_by_id(c).into_iter().filter(|i| seen.insert(i.id)));
+    order
 }
 
 /// XLA's `MakeInstructionPostOrder`: a depth-first post order from every
