@@ -795,7 +795,6 @@ fn optimized_module_with_fusions_prints_as_xla() {
             .collect(),
     });
     m.frontend_attributes = attrs(&[("step", "train")]);
-    let text = to_text(&m).expect("prints");
     // Unscheduled, XLA's post order puts `%p2.4` after the first fusion;
     // with the schedule XLA handed back, the order is the schedule's.
     let unscheduled = to_text(&m).expect("prints");
