@@ -1678,3 +1678,23 @@ fn literals_of_every_rank_and_type_print_as_xla() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 }
+
+#[test]
+fn donated_parameters_print_as_input_output_alias() {
+    let b = Builder::new("donation", 1);
+    let w = b.parameter("w", f32s(&[4]));
+    let g = b.parameter("g", f32s(&[4]));
+    let step = b.parameter("step", Shape::scalar(ElementType::S32));
+    let new_w = &w - &(&g * 0.1);
+    let new_step = &step + &b.scalar(ElementType::S32, 1.0);
+    b.alias(0, 0);
+    b.alias(1, 2);
+    let m = b.build(&[&new_w, &new_step]).expect("builds");
+    let text = plain("donation", &m);
+    let header = text.lines().next().expect("header");
+    assert_eq!(
+        header,
+        "HloModule donation, input_output_alias={ {0}: (0, {}, may-alias), {1}: (2, {}, may-alias) }, entry_computation_layout={(f32[4]{0}, f32[4]{0}, s32[])->(f32[4]{0}, s32[])}"
+    );
+    assert!(text.contains("%constant.5 = f32[] constant(0.1)"), "{text}");
+}

@@ -1260,15 +1260,21 @@ fn constant(i: &proto::HloInstructionProto) -> String {
     if n > 10 || s.dimensions.iter().any(|&d| d < 0) {
         return "{...}".into();
     }
-    match literal_elements(lit, s.element_type, n as usize) {
+    match literal_elements(lit, s.element_type, n as usize, s.dimensions.is_empty()) {
         Some(elems) => literal_text(&s.dimensions, &elems),
         None => "{...}".into(),
     }
 }
 
-/// The elements of a literal as XLA prints them, row-major; `None` when the
-/// payload does not hold `n` elements of the type.
-fn literal_elements(lit: &proto::LiteralProto, ty: i32, n: usize) -> Option<Vec<String>> {
+/// The elements of a literal as XLA prints them, row-major (a scalar `pred`
+/// prints `true`/`false`, array elements `1`/`0`); `None` when the payload
+/// does not hold `n` elements of the type.
+fn literal_elements(
+    lit: &proto::LiteralProto,
+    ty: i32,
+    n: usize,
+    scalar: bool,
+) -> Option<Vec<String>> {
     fn chunks<const W: usize>(b: &[u8]) -> impl Iterator<Item = [u8; W]> + '_ {
         b.chunks_exact(W).map(|c| {
             let mut a = [0u8; W];
@@ -1281,7 +1287,7 @@ fn literal_elements(lit: &proto::LiteralProto, ty: i32, n: usize) -> Option<Vec<
             .preds
             .iter()
             .map(|&b| {
-                if n == 1 && lit.shape.as_ref().is_some_and(|s| s.dimensions.is_empty()) {
+                if scalar {
                     if b { "true" } else { "false" }.to_string()
                 } else {
                     if b { "1" } else { "0" }.to_string()
