@@ -1698,3 +1698,34 @@ fn donated_parameters_print_as_input_output_alias() {
     );
     assert!(text.contains("%constant.5 = f32[] constant(0.1)"), "{text}");
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn golden_bytes() -> Vec<Vec<u8>> {
+        golden::programs()
+            .into_iter()
+            .map(|(_, build)| {
+                prost::Message::encode_to_vec(&golden::golden_proto(&build().expect("builds")))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Corrupted proto bytes either fail to decode, print, or are
+        /// reported as malformed; the printer never panics.
+        #[test]
+        fn on_corrupted_protos(which in 0usize..4, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = golden_bytes()[which].clone();
+            for (at, value) in flips {
+                let k = at.index(bytes.len());
+                bytes[k] = value;
+            }
+            if let Ok(m) = from_proto_bytes(&bytes) {
+                let _ = to_text(&m);
+            }
+        }
+    }
+}

@@ -1256,10 +1256,16 @@ fn constant(i: &proto::HloInstructionProto) -> String {
     if s.element_type == proto::PrimitiveType::Tuple as i32 {
         return "{...}".into();
     }
-    let n: i64 = s.dimensions.iter().product();
-    if n > 10 || s.dimensions.iter().any(|&d| d < 0) {
+    if s.dimensions.iter().any(|&d| d < 0) {
         return "{...}".into();
     }
+    let n = s
+        .dimensions
+        .iter()
+        .try_fold(1i64, |acc, &d| acc.checked_mul(d));
+    let Some(n) = n.filter(|&n| n <= 10) else {
+        return "{...}".into();
+    };
     match literal_elements(lit, s.element_type, n as usize, s.dimensions.is_empty()) {
         Some(elems) => literal_text(&s.dimensions, &elems),
         None => "{...}".into(),
