@@ -1197,6 +1197,21 @@ fn scalar_add(id: i64, name: &str, ids: [i64; 3], ty: &str) -> proto::HloComputa
     )
 }
 
+/// Writes a hand-built module and our text of it for `tools/hlo_check/run`
+/// when `SIMCLR_HLO_DUMP` is set.
+fn dump_proto(name: &str, m: &proto::HloModuleProto, text: &str) {
+    if let Ok(dir) = std::env::var("SIMCLR_HLO_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create dump dir");
+        std::fs::write(dir.join(format!("proto_{name}.hlo")), text).expect("write");
+        std::fs::write(
+            dir.join(format!("proto_{name}.pb")),
+            prost::Message::encode_to_vec(m),
+        )
+        .expect("write");
+    }
+}
+
 /// Prints `m` and checks it against the XLA example `name` byte for byte;
 /// dumps it for `tools/hlo_check/run` when `SIMCLR_HLO_DUMP` is set.
 fn assert_prints_example(name: &str, m: &proto::HloModuleProto, replica_count: usize) {
@@ -1205,16 +1220,7 @@ fn assert_prints_example(name: &str, m: &proto::HloModuleProto, replica_count: u
         ..PrintOptions::default()
     };
     let text = simclr::ir::to_text_with(m, &opts).expect("prints");
-    if let Ok(dir) = std::env::var("SIMCLR_HLO_DUMP") {
-        let dir = std::path::PathBuf::from(dir);
-        std::fs::create_dir_all(&dir).expect("create dump dir");
-        std::fs::write(dir.join(format!("proto_{name}.hlo")), &text).expect("write");
-        std::fs::write(
-            dir.join(format!("proto_{name}.pb")),
-            prost::Message::encode_to_vec(m),
-        )
-        .expect("write");
-    }
+    dump_proto(name, m, &text);
     let xla = example(name);
     if text.trim_end() != xla.trim_end() {
         let first = text
@@ -1727,5 +1733,80 @@ mod never_panics {
                 let _ = to_text(&m);
             }
         }
+    }
+}
+
+#[test]
+fn shardings_and_reduce_precision_print_as_xla() {
+    let mut negate = ins("negate.3", "negate", "f32[8,4]", &["p0.2"]);
+    negate.sharding = Some(proto::OpSharding::default());
+    let mut rp = ins(
+        "reduce_precision.4",
+        "reduce-precision",
+        "f32[8,4]",
+        &["negate.3"],
+    );
+    rp.exponent_bits = 8;
+    rp.mantissa_bits = 7;
+    let entry = comp(
+        1,
+        "main",
+        5,
+        vec![
+            par("p0.2", 0, "f32[8,4]"),
+            negate,
+            rp,
+            ins(
+                "tuple.5",
+                "tuple",
+                "(f32[8,4], f32[8,4])",
+                &["negate.3", "reduce_precision.4"],
+            ),
+        ],
+    );
+    assert_prints_example("misc_attrs", &module_of("misc_attrs", vec![entry]), 1);
+}
+
+#[test]
+fn tiled_maximal_and_tuple_shardings_print_in_xla_syntax() {
+    let tiled = proto::OpSharding {
+        r#type: proto::op_sharding::Type::Other as i32,
+        tile_assignment_dimensions: vec![2, 1],
+        tile_assignment_devices: vec![1, 0],
+        ..Default::default()
+    };
+    let iota = proto::OpSharding {
+        r#type: proto::op_sharding::Type::Other as i32,
+        tile_assignment_dimensions: vec![2, 1, 2],
+        iota_reshape_dims: vec![2, 2],
+        iota_transpose_perm: vec![1, 0],
+        replicate_on_last_tile_dim: true,
+        ..Default::default()
+    };
+    let maximal = proto::OpSharding {
+        r#type: proto::op_sharding::Type::Maximal as i32,
+        tile_assignment_devices: vec![3],
+        ..Default::default()
+    };
+    let mut a = ins("a.2", "negate", "f32[4,2]", &["p.1"]);
+    a.sharding = Some(tiled);
+    let mut b = ins("b.3", "negate", "f32[4,2]", &["p.1"]);
+    b.sharding = Some(iota);
+    let mut t = ins("t.4", "tuple", "(f32[4,2], f32[4,2])", &["a.2", "b.3"]);
+    t.sharding = Some(proto::OpSharding {
+        r#type: proto::op_sharding::Type::Tuple as i32,
+        tuple_shardings: vec![maximal, proto::OpSharding::default()],
+        ..Default::default()
+    });
+    let entry = comp(10, "main", 4, vec![par("p.1", 0, "f32[4,2]"), a, b, t]);
+    let m = module_of("shardings", vec![entry]);
+    let text = to_text(&m).expect("prints");
+    dump_proto("shardings", &m, &text);
+    for want in [
+        "negate(%p.1), sharding={devices=[2,1]1,0}",
+        "negate(%p.1), sharding={devices=[2,1,2]<=[2,2]T(1,0) last_tile_dim_replicate}",
+        "tuple(%a.2, %b.3), sharding={{maximal device=3}, {replicated}}",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 }

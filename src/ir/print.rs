@@ -429,6 +429,9 @@ impl<'a> Printer<'a> {
         out.push(')');
         let mut attrs = self.op_attrs(inst, &operands);
         attrs.extend(self.called_attrs(inst, &operands)?);
+        if let Some(sh) = &inst.sharding {
+            attrs.push(format!("sharding={}", sharding(sh)));
+        }
         if let Some(fa) = inst
             .frontend_attributes
             .as_ref()
@@ -1195,6 +1198,56 @@ fn scatter_dims(d: &proto::ScatterDimensionNumbers) -> String {
     ));
     v.push(format!("index_vector_dim={}", d.index_vector_dim));
     v.join(", ")
+}
+
+/// XLA's `HloSharding` text: `{replicated}`, `{maximal device=0}`,
+/// `{devices=[2,1]0,1}`, `{devices=[2,1]<=[2]}`, tuples as `{{…}, {…}}`.
+fn sharding(s: &proto::OpSharding) -> String {
+    match s.r#type {
+        0 => "{replicated}".into(),
+        4 => "{manual}".into(),
+        5 => "{unknown}".into(),
+        1 => format!(
+            "{{maximal device={}}}",
+            s.tile_assignment_devices.first().copied().unwrap_or(0)
+        ),
+        2 => {
+            let parts: Vec<String> = s.tuple_shardings.iter().map(sharding).collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => {
+            let dims = |v: &[i64]| {
+                v.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let mut out = format!("{{devices=[{}]", dims(&s.tile_assignment_dimensions));
+            if s.iota_reshape_dims.is_empty() {
+                out.push_str(&dims(&s.tile_assignment_devices));
+            } else {
+                let _ = write!(out, "<=[{}]", dims(&s.iota_reshape_dims));
+                let identity = s
+                    .iota_transpose_perm
+                    .iter()
+                    .enumerate()
+                    .all(|(k, &p)| p as usize == k);
+                if !identity {
+                    let perm: Vec<String> = s
+                        .iota_transpose_perm
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect();
+                    let _ = write!(out, "T({})", perm.join(","));
+                }
+            }
+            if s.replicate_on_last_tile_dim {
+                out.push_str(" last_tile_dim_replicate");
+            }
+            out.push('}');
+            out
+        }
+    }
 }
 
 /// `{{0,1},{2,3}}`, or the iota form `[2,2]<=[4]`.
