@@ -30,8 +30,8 @@ fn f32s(dims: &[i64]) -> Shape {
 
 /// Conv (NHWC, 3×3, stride 1, SAME padding) → batch norm composed from
 /// reduces (mean and biased variance over N,H,W, `rsqrt(var + 1e-5)`, γ, β)
-/// → relu. Inputs: images f32[2,8,8,3], kernel f32[3,3,3,4] (HWIO),
-/// gamma f32[4], beta f32[4]; output f32[2,8,8,4].
+/// → relu. Inputs: images `f32[2,8,8,3]`, kernel `f32[3,3,3,4]` (HWIO),
+/// gamma `f32[4]`, beta `f32[4]`; output `f32[2,8,8,4]`.
 ///
 /// # Errors
 /// Only if the IR rejects the program (a bug).
@@ -61,8 +61,8 @@ pub fn conv_bn_relu() -> Result<Module, Error> {
     b.build(&[&out])
 }
 
-/// Softmax cross-entropy of logits f32[8,10] against one-hot labels
-/// f32[8,10], averaged over the batch (a scalar), with the max-shifted
+/// Softmax cross-entropy of logits `f32[8,10]` against one-hot labels
+/// `f32[8,10]`, averaged over the batch (a scalar), with the max-shifted
 /// log-sum-exp.
 ///
 /// # Errors
@@ -84,7 +84,7 @@ pub fn softmax_cross_entropy() -> Result<Module, Error> {
     b.build(&[&loss])
 }
 
-/// An all-reduce (sum) of f32[4,3] across 4 replicas, then divided by 4
+/// An all-reduce (sum) of `f32[4,3]` across 4 replicas, then divided by 4
 /// (the cross-replica mean of a gradient).
 ///
 /// # Errors
@@ -98,8 +98,8 @@ pub fn all_reduce_mean() -> Result<Module, Error> {
 }
 
 /// The module of HLO.md §9: 3×3 stride-2 max pool (pad 1) of
-/// f32[2,3,8,8] (NCHW) as `reduce-window`, its gradient for
-/// dy f32[2,3,4,4] as `select-and-scatter` (`ge`, `add`), and a 2×2
+/// `f32[2,3,8,8]` (NCHW) as `reduce-window`, its gradient for
+/// dy `f32[2,3,4,4]` as `select-and-scatter` (`ge`, `add`), and a 2×2
 /// sum pool.
 ///
 /// # Errors
