@@ -84,6 +84,7 @@ impl Module {
             computations: comps,
             buffer_donor: None,
             frontend_attributes: None,
+            schedule: None,
         }
     }
 

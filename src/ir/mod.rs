@@ -12,10 +12,12 @@
 mod attrs;
 mod builder;
 mod error;
+pub mod golden;
 mod literal;
 mod lower;
 mod module;
 mod op;
+mod print;
 mod tensor;
 mod types;
 
@@ -27,4 +29,5 @@ pub use error::Error;
 pub use literal::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, Literal, LiteralData};
 pub use module::{Alias, Computation, Module, Node, NodeId};
 pub use op::{BinaryOp, CompId, Op, Signature, UnaryOp};
+pub use print::{from_proto_bytes, to_text, to_text_with, PrintOptions};
 pub use types::{ElementType, Shape, Type};
