@@ -139,6 +139,11 @@ impl Builder {
         }
     }
 
+    /// Number of entry parameters created so far.
+    pub fn param_count(&self) -> usize {
+        self.lock().comps[0].params.len()
+    }
+
     /// The current name scope path (`a/b/c`).
     pub fn current_scope(&self) -> String {
         self.lock().scopes.join("/")

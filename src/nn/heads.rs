@@ -17,6 +17,7 @@ pub fn projection_head(
 ) -> Vec<Tensor> {
     let b = h.builder().clone();
     let _g = b.scope("head_contrastive");
+    store.set_block(5);
     let width = h.dims().get(1).copied().unwrap_or(0);
     let mut outs = vec![h.clone()];
     match cfg.proj_head_mode {
@@ -57,6 +58,7 @@ pub fn supervised_head(
     zero_init: bool,
 ) -> Tensor {
     let _g = x.builder().scope("head_supervised");
+    store.set_block(6);
     dense(
         store,
         "head_supervised/linear_layer",

@@ -6,6 +6,7 @@
 //! values on the host (`init`), checkpoint I/O (`ckpt`).
 
 pub mod heads;
+pub mod init;
 pub mod layers;
 pub mod resnet;
 pub mod store;
@@ -155,35 +156,63 @@ pub struct Outputs {
     pub logits_sup: Tensor,
 }
 
+/// How a forward pass runs: BN modes of the backbone and the heads, the
+/// supervised head's input, and where gradients stop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ForwardOptions {
+    /// BN mode of the backbone.
+    pub backbone_bn: BnMode,
+    /// BN mode of the projection head.
+    pub head_bn: BnMode,
+    /// `--ft_proj_selector`: which element of the projection list feeds the
+    /// supervised head (Python indexing).
+    pub ft_proj_selector: i32,
+    /// `--fine_tune_after_block` (−1: no gradient stop in the backbone).
+    pub fine_tune_after_block: i32,
+    /// Stop the gradient at the supervised head's input (linear evaluation
+    /// while pretraining, SPEC §8.3).
+    pub stop_supervised_input: bool,
+}
+
+impl ForwardOptions {
+    /// Inference mode everywhere, supervised head on h.
+    pub fn inference() -> ForwardOptions {
+        ForwardOptions {
+            backbone_bn: BnMode::Infer,
+            head_bn: BnMode::Infer,
+            ft_proj_selector: 0,
+            fine_tune_after_block: -1,
+            stop_supervised_input: false,
+        }
+    }
+}
+
 /// Traces the whole network (backbone, projection head, supervised head)
-/// on `x`. `sup_input` picks the supervised head's input from the
-/// projection list with Python indexing (`ft_proj_selector`).
+/// on `x` (`[n, H, W, 3]`, values in [0, 1]).
 pub fn forward(
     store: &mut Store,
     cfg: &ModelConfig,
     x: &Tensor,
-    backbone_bn: BnMode,
-    head_bn: BnMode,
-    ft_proj_selector: i32,
+    opts: &ForwardOptions,
 ) -> Result<Outputs, Error> {
     cfg.validate()?;
-    let backbone = resnet::backbone(store, cfg, x, backbone_bn);
-    let proj_list = heads::projection_head(store, cfg, &backbone.final_avg_pool, head_bn);
+    let backbone = resnet::backbone(store, cfg, x, opts.backbone_bn, opts.fine_tune_after_block);
+    let proj_list = heads::projection_head(store, cfg, &backbone.final_avg_pool, opts.head_bn);
     let n = proj_list.len() as i32;
-    let idx = if ft_proj_selector < 0 {
-        n + ft_proj_selector
-    } else {
-        ft_proj_selector
-    };
-    let sup_in = usize::try_from(idx)
+    let sel = opts.ft_proj_selector;
+    let idx = if sel < 0 { n + sel } else { sel };
+    let mut sup_in = usize::try_from(idx)
         .ok()
         .and_then(|i| proj_list.get(i))
         .ok_or_else(|| {
             Error::Config(format!(
-                "--ft_proj_selector={ft_proj_selector} is out of range for a projection list of {n} entries"
+                "--ft_proj_selector={sel} is out of range for a projection list of {n} entries"
             ))
         })?
         .clone();
+    if opts.stop_supervised_input {
+        sup_in = sup_in.stop_gradient();
+    }
     let logits_sup = heads::supervised_head(store, cfg, &sup_in, false);
     let proj_head_output = proj_list
         .last()
@@ -205,7 +234,7 @@ pub fn variables(cfg: &ModelConfig) -> Result<Vec<Variable>, Error> {
     let s = i64::from(cfg.image_size);
     let x = b.parameter("images", Shape::new(ElementType::F32, [1, s, s, 3]));
     let mut store = Store::new(&b);
-    forward(&mut store, cfg, &x, BnMode::Infer, BnMode::Infer, 0)?;
+    forward(&mut store, cfg, &x, &ForwardOptions::inference())?;
     b.check()?;
     Ok(store.variables().to_vec())
 }

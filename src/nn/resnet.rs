@@ -39,8 +39,24 @@ pub struct BackboneOutputs {
     pub final_avg_pool: Tensor,
 }
 
-/// Traces the backbone on NHWC images `x` (`[n, H, W, 3]`).
-pub fn backbone(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) -> BackboneOutputs {
+/// Traces the backbone on NHWC images `x` (`[n, H, W, 3]`). With
+/// `fine_tune_after_block` = k ≥ 0 the gradient is stopped at the input of
+/// stage k+1 (k = 4: at the pooled feature), SPEC §8.4.
+pub fn backbone(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    x: &Tensor,
+    bn: BnMode,
+    fine_tune_after_block: i32,
+) -> BackboneOutputs {
+    let stop = |h: Tensor, k: i32| {
+        if fine_tune_after_block == k {
+            h.stop_gradient()
+        } else {
+            h
+        }
+    };
+    store.set_block(0);
     let b = x.builder().clone();
     let _g = b.scope(SCOPE);
     let w = i64::from(cfg.width_multiplier);
@@ -72,10 +88,12 @@ pub fn backbone(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) ->
         h = max_pool_same(&h, 3, 2);
     }
     let initial_max_pool = h.clone();
+    h = stop(h, 0);
 
     let mut block_groups = Vec::with_capacity(4);
     for (stage, &blocks) in layout.iter().enumerate() {
         let _s = b.scope(&format!("block_group{}", stage + 1));
+        store.set_block(stage as i32 + 1);
         let filters = (64 << stage) * w;
         let stride = if stage == 0 { 1 } else { 2 };
         for i in 0..blocks {
@@ -88,10 +106,13 @@ pub fn backbone(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) ->
             };
         }
         block_groups.push(h.clone());
+        if stage < 3 {
+            h = stop(h, stage as i32 + 1);
+        }
     }
     let final_avg_pool = {
         let _s = b.scope("final_avg_pool");
-        h.mean(&[1, 2])
+        stop(h.mean(&[1, 2]), 4)
     };
     BackboneOutputs {
         initial_conv,

@@ -38,6 +38,10 @@ pub struct Variable {
     pub init: Init,
     /// The entry parameter that carries it into the program.
     pub tensor: Tensor,
+    /// Where it sits in the network, for `fine_tune_after_block`: 0 for the
+    /// stem, 1–4 for the stages, 5 for the projection head, 6 for the
+    /// supervised head.
+    pub block: i32,
 }
 
 /// Variables of a traced model plus the new values that training-mode
@@ -48,6 +52,7 @@ pub struct Store {
     vars: Vec<Variable>,
     counters: HashMap<String, usize>,
     updates: Vec<(usize, Tensor)>,
+    block: i32,
 }
 
 impl Store {
@@ -58,6 +63,7 @@ impl Store {
             vars: vec![],
             counters: HashMap::new(),
             updates: vec![],
+            block: 0,
         }
     }
 
@@ -89,8 +95,14 @@ impl Store {
             trainable,
             init,
             tensor: tensor.clone(),
+            block: self.block,
         });
         tensor
+    }
+
+    /// Tags variables created from now on with `block` (see [`Variable::block`]).
+    pub fn set_block(&mut self, block: i32) {
+        self.block = block;
     }
 
     /// Records `value` as the new value of the variable named `name`

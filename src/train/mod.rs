@@ -1,0 +1,269 @@
+//! The host side of training: compiles step programs on a PJRT client,
+//! keeps the model state (variables, optimizer slots, global step) on the
+//! devices between steps, feeds batches and reads back a few scalars.
+//!
+//! Not here: flags and the run loop (`cli::run`), data (`data`),
+//! checkpoint files (`ckpt`), summaries (`summary`).
+
+use crate::nn::init::initial_values;
+use crate::pjrt::{self, Buffer, Client, CompileOptions, HostArray, LoadedExecutable};
+use crate::simclr::step::{Output, StepProgram, TRAIN_METRICS};
+use std::collections::HashMap;
+use std::time::Instant;
+use thiserror::Error;
+
+/// Errors of the training host loop.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The runtime refused something.
+    #[error(transparent)]
+    Pjrt(#[from] pjrt::Error),
+    /// Inputs or state do not fit the program.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// XLA compiler options simclr passes by default on the CPU plugin: YNNPACK
+/// for dots and reductions (batch-norm sums), never for convolutions, which
+/// stay on XLA's Eigen path (spec/PJRT.md, "CPU performance options").
+pub fn default_compile_options(client: &Client, num_replicas: usize) -> CompileOptions {
+    let opts = CompileOptions::new(num_replicas);
+    if client.platform_name() == "cpu" {
+        opts.with_override(
+            "xla_cpu_experimental_ynn_fusion_type",
+            "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+        )
+    } else {
+        opts
+    }
+}
+
+/// A step program compiled for the client's first R devices.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The traced program and its input/output map.
+    pub program: StepProgram,
+    /// The executable.
+    pub executable: LoadedExecutable,
+    /// Seconds spent compiling.
+    pub compile_seconds: f64,
+}
+
+/// Compiles `program` with `options`.
+pub fn compile(
+    client: &Client,
+    program: StepProgram,
+    options: &CompileOptions,
+) -> Result<Compiled> {
+    let t = Instant::now();
+    let executable = client.compile(&program.module.to_proto(), options)?;
+    Ok(Compiled {
+        program,
+        executable,
+        compile_seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Model state on the devices: one buffer per replica for every variable,
+/// slot and the global step (replicas hold identical copies).
+#[derive(Debug)]
+pub struct DeviceState {
+    /// `vars[i][r]`: variable i on replica r.
+    pub vars: Vec<Vec<Buffer>>,
+    /// `slots[j][r]`: optimizer slot j on replica r.
+    pub slots: Vec<Vec<Buffer>>,
+    /// The global step on each replica (`s64[]`).
+    pub step: Vec<Buffer>,
+}
+
+/// Host copy of the state, by name (variables by TF1 name, slots by
+/// `<variable>/<slot>`, and `global_step`).
+pub type HostState = HashMap<String, HostArray>;
+
+impl Compiled {
+    fn replicas(&self) -> usize {
+        self.executable.num_replicas()
+    }
+
+    /// Fresh state: variables initialised from `seed` (SPEC §3.2, §4.1), slots
+    /// zero, step 0. Values given in `overrides` (by name) replace the
+    /// initial values, for restoring from a checkpoint.
+    pub fn init_state(
+        &self,
+        client: &Client,
+        seed: u64,
+        overrides: &HostState,
+    ) -> Result<DeviceState> {
+        let p = &self.program;
+        let mut host: Vec<HostArray> = Vec::with_capacity(p.vars.len());
+        for (i, v) in p.vars.iter().enumerate() {
+            let a = match overrides.get(&v.name) {
+                Some(a) => check_host(&v.name, a, &v.shape.dims)?.clone(),
+                None => HostArray::from_f32(
+                    &v.shape.dims,
+                    &initial_values(&v.init, v.shape.numel(), seed, i as u64),
+                )?,
+            };
+            host.push(a);
+        }
+        let mut slots = Vec::with_capacity(p.slots.len());
+        for s in &p.slots {
+            let a = match overrides.get(&s.name) {
+                Some(a) => check_host(&s.name, a, &s.shape.dims)?.clone(),
+                None => HostArray::zeros(pjrt::ElementType::F32, &s.shape.dims)?,
+            };
+            slots.push(a);
+        }
+        let step = match overrides.get("global_step") {
+            Some(a) => check_host("global_step", a, &[])?.clone(),
+            None => HostArray::scalar_s64(0),
+        };
+        self.upload_state(client, &host, &slots, &step)
+    }
+
+    fn upload_state(
+        &self,
+        client: &Client,
+        vars: &[HostArray],
+        slots: &[HostArray],
+        step: &HostArray,
+    ) -> Result<DeviceState> {
+        let devices = self.executable.devices().to_vec();
+        let up = |a: &HostArray| -> Result<Vec<Buffer>> {
+            devices
+                .iter()
+                .map(|d| client.buffer_from_host(a, d).map_err(Error::from))
+                .collect()
+        };
+        Ok(DeviceState {
+            vars: vars.iter().map(&up).collect::<Result<_>>()?,
+            slots: slots.iter().map(&up).collect::<Result<_>>()?,
+            step: up(step)?,
+        })
+    }
+
+    /// Reads the state back from replica 0.
+    pub fn download_state(&self, state: &DeviceState) -> Result<HostState> {
+        let p = &self.program;
+        let mut out = HostState::new();
+        for (v, b) in p.vars.iter().zip(&state.vars) {
+            out.insert(v.name.clone(), b[0].to_host()?);
+        }
+        for (s, b) in p.slots.iter().zip(&state.slots) {
+            out.insert(s.name.clone(), b[0].to_host()?);
+        }
+        if let Some(b) = state.step.first() {
+            out.insert("global_step".into(), b.to_host()?);
+        }
+        Ok(out)
+    }
+
+    /// Runs one training step: `inputs[r]` are replica r's data inputs
+    /// (images, labels). The state is updated in place (donated buffers are
+    /// replaced by the outputs). Returns the metrics named [`TRAIN_METRICS`].
+    pub fn train_step(
+        &self,
+        client: &Client,
+        state: &mut DeviceState,
+        inputs: &[Vec<HostArray>],
+    ) -> Result<Vec<(&'static str, f64)>> {
+        let r = self.replicas();
+        let p = &self.program;
+        if inputs.len() != r {
+            return Err(Error::Mismatch(format!(
+                "{} input lists for {r} replicas",
+                inputs.len()
+            )));
+        }
+        let devices = self.executable.devices().to_vec();
+        let mut data: Vec<Vec<Buffer>> = Vec::with_capacity(r);
+        for (rep, list) in inputs.iter().enumerate() {
+            data.push(
+                list.iter()
+                    .map(|a| client.buffer_from_host(a, &devices[rep]))
+                    .collect::<std::result::Result<_, _>>()?,
+            );
+        }
+        let args: Vec<Vec<&Buffer>> = (0..r)
+            .map(|rep| {
+                let mut a: Vec<&Buffer> = data[rep].iter().collect();
+                a.extend(state.vars.iter().map(|v| &v[rep]));
+                a.extend(state.step.get(rep));
+                a.extend(state.slots.iter().map(|s| &s[rep]));
+                a
+            })
+            .collect();
+        let mut outs = self.executable.execute(&args)?;
+        drop(args);
+        let mut metrics = None;
+        // Move each replica's outputs into the state, last output first so
+        // indices stay valid while popping.
+        for rep in (0..r).rev() {
+            let replica_outs = std::mem::take(&mut outs[rep]);
+            for (o, buf) in p.outputs.iter().zip(replica_outs) {
+                match o {
+                    Output::Var(i) => state.vars[*i][rep] = buf,
+                    Output::Slot(j) => state.slots[*j][rep] = buf,
+                    Output::Step => state.step[rep] = buf,
+                    Output::Metrics if rep == 0 => metrics = Some(buf.to_host()?.to_f32()?),
+                    _ => {}
+                }
+            }
+        }
+        let values = metrics
+            .ok_or_else(|| Error::Mismatch("the step program has no metrics output".into()))?;
+        Ok(TRAIN_METRICS
+            .iter()
+            .copied()
+            .zip(values.into_iter().map(f64::from))
+            .collect())
+    }
+
+    /// Runs the eval program on `inputs[r]` (images) with the variables of
+    /// `state`; returns `outputs[r][k]` for the program's named outputs.
+    pub fn eval_step(
+        &self,
+        client: &Client,
+        state: &DeviceState,
+        inputs: &[Vec<HostArray>],
+    ) -> Result<Vec<Vec<HostArray>>> {
+        let r = self.replicas();
+        let devices = self.executable.devices().to_vec();
+        let mut data: Vec<Vec<Buffer>> = Vec::with_capacity(r);
+        for (rep, list) in inputs.iter().enumerate() {
+            data.push(
+                list.iter()
+                    .map(|a| client.buffer_from_host(a, &devices[rep]))
+                    .collect::<std::result::Result<_, _>>()?,
+            );
+        }
+        let args: Vec<Vec<&Buffer>> = (0..r)
+            .map(|rep| {
+                let mut a: Vec<&Buffer> = data[rep].iter().collect();
+                a.extend(state.vars.iter().map(|v| &v[rep]));
+                a
+            })
+            .collect();
+        let outs = self.executable.execute(&args)?;
+        outs.into_iter()
+            .map(|list| {
+                list.iter()
+                    .map(|b| b.to_host().map_err(Error::from))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn check_host<'a>(name: &str, a: &'a HostArray, dims: &[i64]) -> Result<&'a HostArray> {
+    if a.dims != dims {
+        return Err(Error::Mismatch(format!(
+            "{name}: the restored value has shape {:?}, the model needs {:?}",
+            a.dims, dims
+        )));
+    }
+    Ok(a)
+}
