@@ -2,7 +2,7 @@
 //! parsed by `protox`, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/xla.proto"];
+    let protos = ["proto/xla.proto", "proto/tensor_bundle.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

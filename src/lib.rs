@@ -8,6 +8,7 @@
 //! The module map follows `DESIGN.md`: each module owns one concern.
 #![warn(missing_docs)]
 
+pub mod ckpt;
 pub mod cli;
 pub mod data;
 pub mod interp;
