@@ -12,7 +12,8 @@ dtypes: float32 float64 float16 bfloat16 int32 int64 uint8 bool string.
 Writes OUT_DIR/<prefix>-<global_step>.{index,data-*,meta} and OUT_DIR/checkpoint
 (by the Saver), plus OUT_DIR/values.json + OUT_DIR/values.bin: for every
 variable its dtype, shape and the little-endian bytes TensorFlow was given
-(offset/size into values.bin; string variables list their values in hex).
+(offset/size into values.bin; string variables list their values in hex;
+"zeros": true for variables filled with zeros, which are not dumped).
 """
 import json
 import os
@@ -62,9 +63,14 @@ def main():
                 name=v["name"], use_resource=False)
             if var.op.name != v["name"]:
                 raise SystemExit("TensorFlow renamed %s to %s" % (v["name"], var.op.name))
-            variables.append((var, value))
             entry = {"dtype": v["dtype"], "shape": shape}
-            if v["dtype"] == "string":
+            if v.get("fill", "random") == "zeros":
+                entry["zeros"] = True  # the initial value; nothing to load or dump
+            else:
+                variables.append((var, value))
+            if "zeros" in entry:
+                pass
+            elif v["dtype"] == "string":
                 entry["strings"] = [s.hex() for s in value.reshape(-1).tolist()]
             else:
                 raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes()
