@@ -8,7 +8,7 @@
 //! * width: stem output channels / 64 (deep stem: / 32).
 //! * block type: widest conv output 2048·w → bottleneck, 512·w → basic.
 //! * depth: (convs − stem convs − 4 shortcuts) / convs per block gives the
-//!   block count (basic 8 / 16 → 18 / 34; bottleneck 16 / 33 / 50 / 63 →
+//!   block count (basic 8 / 16 → 18 / 34; bottleneck 16 / 33 / 50 / 66 →
 //!   50 / 101 / 152 / 200).
 //! * sk_ratio: SK reduce convs are `f → max(int(f·r), 32)`; the widest
 //!   gives r when it exceeds 32, otherwise the released 0.0625 is assumed.
@@ -163,7 +163,7 @@ pub fn infer(entries: &[(String, Vec<u64>)]) -> Result<Architecture> {
         (true, 16) => 50,
         (true, 33) => 101,
         (true, 50) => 152,
-        (true, 63) => 200,
+        (true, 66) => 200,
         _ => {
             return Err(bad(format!(
                 "{blocks} {} blocks match no supported depth",
