@@ -5,8 +5,9 @@
 //! BN statistics, `global_step`, …) and a JSON blob (data-pipeline position,
 //! run metadata). The file is plain safetensors, so Python's `safetensors`
 //! reads it; its `__metadata__` holds `simclr.step`, `simclr.meta` (the JSON
-//! blob) and `simclr.crc32c` (a JSON object name → CRC-32C of the tensor's
-//! bytes) so that flipped bytes are detected, not only truncation.
+//! blob), `simclr.header_crc32c` (CRC-32C of step and blob) and
+//! `simclr.crc32c` (a JSON object name → CRC-32C of the tensor's bytes) so
+//! that flipped bytes are detected, not only truncation.
 //!
 //! Writes are atomic: a temp file in the same directory is written, fsynced
 //! and renamed, then the directory is fsynced; the index is replaced the same
@@ -141,6 +142,13 @@ impl View for StView<'_> {
     }
 }
 
+fn header_crc(step: &str, meta: &str) -> u32 {
+    crc32c::extend(
+        crc32c::extend(crc32c::value(step.as_bytes()), b"\n"),
+        meta.as_bytes(),
+    )
+}
+
 /// Writes a file atomically: `write` fills a temp file in the same
 /// directory, which is then fsynced and renamed to `dir/name`; finally the
 /// directory is fsynced.
@@ -224,6 +232,10 @@ pub fn save(
     info.insert("format".to_string(), FORMAT.to_string());
     info.insert("simclr.step".to_string(), step.to_string());
     info.insert("simclr.meta".to_string(), meta.to_string());
+    info.insert(
+        "simclr.header_crc32c".to_string(),
+        header_crc(&step.to_string(), &meta.to_string()).to_string(),
+    );
     info.insert(
         "simclr.crc32c".to_string(),
         serde_json::to_string(&crcs).map_err(|e| Error::Invalid(e.to_string()))?,
@@ -452,6 +464,15 @@ impl Reader {
             .get("simclr.step")
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| corrupt("no valid simclr.step in __metadata__".into()))?;
+        let meta_text = extra.get("simclr.meta").map_or("null", String::as_str);
+        let step_text = extra.get("simclr.step").map_or("", String::as_str);
+        let want = header_crc(step_text, meta_text);
+        if extra.get("simclr.header_crc32c") != Some(&want.to_string()) {
+            return Err(corrupt(
+                "the checksum of simclr.step/simclr.meta does not match; the header is corrupted"
+                    .into(),
+            ));
+        }
         let meta = match extra.get("simclr.meta") {
             Some(s) => serde_json::from_str(s)
                 .map_err(|e| corrupt(format!("simclr.meta is not JSON: {e}")))?,
