@@ -127,6 +127,20 @@ fn restore_from_native_checkpoint_and_flag_errors() {
     }
     assert_eq!(r.global_step, Some(99));
 
+    // The CLI reads native model_dirs too.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simclr"))
+        .args(["ckpt", "info"])
+        .arg(&dir)
+        .output()
+        .expect("simclr runs");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("(native)")
+            && text.contains("--resnet_depth=18 --width_multiplier=1 --sk_ratio=0 --image_size=32"),
+        "{text}"
+    );
+
     // Wrong --num_classes: names the tensor, both shapes and the flag.
     let vars100 = variables(&r18(100)).expect("model");
     let err = import::restore(&vars100, &src, &RestoreOptions::default()).expect_err("mismatch");

@@ -32,8 +32,23 @@ pub enum CkptCommand {
     },
 }
 
+/// Tells on stderr which newer native checkpoints of a `model_dir` were
+/// unreadable and skipped.
+fn report_skipped(path: &std::path::Path) {
+    if path.is_dir() {
+        if let Ok(Some(l)) = crate::ckpt::native::latest(path) {
+            for s in &l.skipped {
+                eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);
+            }
+        }
+    }
+}
+
 /// Runs `simclr ckpt …`, printing to `out`.
 pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    match &args.command {
+        CkptCommand::Ls { path } | CkptCommand::Info { path } => report_skipped(path),
+    }
     match &args.command {
         CkptCommand::Ls { path } => {
             let src = Source::open(path)?;

@@ -360,7 +360,7 @@ impl Reader {
     }
 
     /// The raw bytes of tensor `name` in its (memory-mapped) shard, after
-    /// checking bounds, size and CRC.
+    /// checking dtype support, bounds and CRC; no copy is made.
     pub fn raw(&self, name: &str) -> Result<(&TfEntry, &[u8])> {
         let e = self.entry(name).ok_or_else(|| Error::MissingTensor {
             path: self.prefix.clone(),
@@ -372,6 +372,15 @@ impl Reader {
                 detail: format!(
                     "tensor '{name}' is a partitioned variable ({} slices); re-save it unpartitioned",
                     e.slices
+                ),
+            });
+        }
+        if e.dtype().is_none() {
+            return Err(Error::Unsupported {
+                path: index_path(&self.prefix),
+                detail: format!(
+                    "tensor '{name}' has dtype {}, which has no host representation here",
+                    tf_dtype_name(e.tf_dtype)
                 ),
             });
         }
@@ -417,10 +426,7 @@ impl Reader {
         let (e, bytes) = self.raw(name)?;
         let dtype = e.dtype().ok_or_else(|| Error::Unsupported {
             path: self.prefix.clone(),
-            detail: format!(
-                "tensor '{name}' has dtype {}, which has no host representation here",
-                tf_dtype_name(e.tf_dtype)
-            ),
+            detail: format!("tensor '{name}' has an unsupported dtype"),
         })?;
         Tensor::new(dtype, e.dims.clone(), bytes.to_vec()).map_err(|err| Error::Corrupt {
             path: index_path(&self.prefix),
