@@ -377,3 +377,45 @@ fn architecture_of_tf_written_simclr_v2_checkpoints_is_inferred() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn tf2_object_checkpoint_heads_restore_by_mapped_names() {
+    let dir = tmpdir("tf2_heads");
+    let out = dir.join("out");
+    let prefix = run_tool(&[
+        Path::new("make_tf2_heads.py"),
+        &out,
+        Path::new("512"),
+        Path::new("3"),
+        Path::new("128"),
+        Path::new("10"),
+    ]);
+    let dump = Dump::load(&out);
+    let src = Source::open(Path::new(&prefix)).expect("open TF2 checkpoint");
+    // TF's own string tensor (the object graph) passes the string CRC check.
+    let graph = src
+        .read("_CHECKPOINTABLE_OBJECT_GRAPH")
+        .expect("object graph");
+    assert_eq!(tf::string_values(&graph).expect("strings").len(), 1);
+    let vars = variables(&r18_cifar()).expect("model");
+    let r = import::restore(
+        &vars,
+        &src,
+        &RestoreOptions {
+            variable_schema: "head".into(),
+            ..RestoreOptions::default()
+        },
+    )
+    .expect("restore heads from TF2 paths");
+    let heads = vars.iter().filter(|v| v.name.starts_with("head")).count();
+    assert_eq!(r.restored.len(), heads);
+    assert_eq!(r.renamed.len(), heads);
+    assert_eq!(dump.tensors().len(), heads);
+    for n in &r.restored {
+        assert_eq!(r.values[n].bytes, dump.bytes(n), "{n}");
+    }
+    assert_eq!(r.global_step, Some(3));
+    assert!(r
+        .ignored
+        .contains(&"_CHECKPOINTABLE_OBJECT_GRAPH".to_string()));
+}

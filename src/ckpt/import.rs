@@ -11,7 +11,8 @@
 //! whose paths follow directly from the TF2 attribute names
 //! (`linear_layers/<j>` → `nl_<j>` or `l_0`, `bn_relu/<bn>` →
 //! `batch_normalization`, `supervised_head/linear_layer` →
-//! `head_supervised/linear_layer`). Backbone paths
+//! `head_supervised/linear_layer`; tested on a checkpoint that real
+//! TensorFlow writes for a model with those attribute names). Backbone paths
 //! (`resnet_model/block_groups/<i>/layers/<j>/…`) are **not** mapped: their
 //! TF1 numbering depends on creation order inside each block, which is not
 //! checked against a real TF2 file; they are listed as unmapped (use the
