@@ -189,6 +189,33 @@ fn restore_from_native_checkpoint_and_flag_errors() {
 }
 
 #[test]
+fn model_dir_checkpoint_wins_over_checkpoint_flag() {
+    let dir = tmpdir("start");
+    let md = dir.join("model_dir");
+    let other = dir.join("pretrained");
+    assert!(matches!(
+        import::start(&md, None).expect("start"),
+        import::Start::Fresh
+    ));
+    match import::start(&md, Some(&other)).expect("start") {
+        import::Start::Restore(p) => assert_eq!(p, other),
+        s => panic!("{s:?}"),
+    }
+    native::save(
+        &md,
+        8,
+        &checkpoint_of(&r18(10), None),
+        &serde_json::json!({}),
+        5,
+    )
+    .expect("save");
+    match import::start(&md, Some(&other)).expect("start") {
+        import::Start::Resume(l) => assert_eq!(l.step, 8),
+        s => panic!("{s:?}"),
+    }
+}
+
+#[test]
 fn checkpoint_without_projection_head_needs_the_linear_eval_schema() {
     let dir = tmpdir("v1");
     let cfg = r18(10);

@@ -358,3 +358,31 @@ pub fn restore(vars: &[Variable], src: &Source, opts: &RestoreOptions) -> Result
 pub fn is_optimizer_slot(name: &str) -> bool {
     is_slot(name)
 }
+
+/// Where a run starts from (SPEC §8.5: a checkpoint in `model_dir` wins
+/// over `--checkpoint`).
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// Resume the newest readable native checkpoint of `model_dir`
+    /// (parameters, optimizer state, step, data position).
+    Resume(super::native::Latest),
+    /// Fresh run initialised from `--checkpoint` through [`restore`]
+    /// (model weights only; step and optimizer start fresh).
+    Restore(std::path::PathBuf),
+    /// Fresh run from the initialisers.
+    Fresh,
+}
+
+/// Decides how a run starts: resume from `model_dir` when it holds a
+/// readable checkpoint, else restore from `checkpoint` when given, else
+/// start fresh. Unreadable newer checkpoints are listed in the
+/// [`super::native::Latest::skipped`] of [`Start::Resume`].
+pub fn start(model_dir: &std::path::Path, checkpoint: Option<&std::path::Path>) -> Result<Start> {
+    if let Some(l) = super::native::latest(model_dir)? {
+        return Ok(Start::Resume(l));
+    }
+    Ok(match checkpoint {
+        Some(p) => Start::Restore(p.to_path_buf()),
+        None => Start::Fresh,
+    })
+}
