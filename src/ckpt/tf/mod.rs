@@ -7,7 +7,7 @@
 //!
 //! [`Reader`] parses the index eagerly (it is small) and memory-maps data
 //! shards on first use, so a multi-gigabyte checkpoint is never read whole;
-//! every tensor read is checked against its CRC. [`write`] produces a
+//! every tensor read is checked against its CRC. [`write()`] produces a
 //! one-shard bundle that `tf.train.load_checkpoint` and
 //! `tf.compat.v1.train.init_from_checkpoint` read (no `.meta` graph is
 //! written, so `Saver.restore` into an existing graph works, importing the
