@@ -153,6 +153,20 @@ fn restore_from_native_checkpoint_and_flag_errors() {
             && msg.contains("--num_classes"),
         "{msg}"
     );
+    assert!(
+        msg.contains("the checkpoint's model is built by: --resnet_depth=18 --width_multiplier=1 --sk_ratio=0 --image_size=32 --num_proj_layers=3 --proj_out_dim=128 --num_classes=10"),
+        "{msg}"
+    );
+    // Wrong --resnet_depth: a mismatch or missing layers, with the right flags.
+    let vars34 = variables(&ModelConfig {
+        resnet_depth: 34,
+        ..r18(10)
+    })
+    .expect("model");
+    let msg = import::restore(&vars34, &src, &RestoreOptions::default())
+        .expect_err("mismatch")
+        .to_string();
+    assert!(msg.contains("--resnet_depth=18"), "{msg}");
     // Wrong --width_multiplier.
     let vars2x = variables(&ModelConfig {
         width_multiplier: 2,

@@ -238,6 +238,21 @@ fn missing_hint(missing: &[String], available: &BTreeSet<String>) -> String {
     }
 }
 
+/// "; the checkpoint's model is built by: --flags…" when inference works.
+fn inferred_flags(entries: &[super::Entry]) -> String {
+    let named: Vec<(String, Vec<u64>)> = entries
+        .iter()
+        .map(|e| (e.name.clone(), e.dims.clone()))
+        .collect();
+    match super::infer::infer(&named) {
+        Ok(a) => format!(
+            "; the checkpoint's model is built by: {}",
+            a.flags().join(" ")
+        ),
+        Err(_) => String::new(),
+    }
+}
+
 /// Restores `vars` (from [`crate::nn::variables`]) from `src` as SPEC §8.5
 /// describes. Values come back as f32 (f16/bf16/f64 checkpoint tensors are
 /// converted). Errors: invalid schema, a shape mismatch (naming the tensor,
@@ -278,7 +293,7 @@ pub fn restore(vars: &[Variable], src: &Source, opts: &RestoreOptions) -> Result
         if t.dims != model_dims {
             return Err(Error::ShapeMismatch {
                 name: v.name.clone(),
-                hint: mismatch_hint(&v.name, &t.dims, &model_dims),
+                hint: mismatch_hint(&v.name, &t.dims, &model_dims) + &inferred_flags(&entries),
                 checkpoint: t.dims,
                 model: model_dims,
             });
@@ -322,7 +337,7 @@ pub fn restore(vars: &[Variable], src: &Source, opts: &RestoreOptions) -> Result
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-                hint: missing_hint(&missing, &available),
+                hint: missing_hint(&missing, &available) + &inferred_flags(&entries),
             });
         }
         out.missing = missing;
