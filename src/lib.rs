@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod ad;
+pub mod ckpt;
 pub mod cli;
 pub mod data;
 pub mod interp;

@@ -4,6 +4,7 @@
 
 use clap::Parser;
 
+pub mod ckpt;
 pub mod devices;
 
 /// SimCLR as an XLA compiler frontend.
@@ -12,6 +13,8 @@ pub mod devices;
 pub enum Cli {
     /// List the devices of a PJRT plugin.
     Devices(devices::DevicesArgs),
+    /// Inspect checkpoints: `ckpt ls PATH`, `ckpt info PATH`.
+    Ckpt(ckpt::CkptArgs),
 }
 
 impl Cli {
@@ -19,6 +22,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Cli::Devices(args) => devices::run(&args, &mut std::io::stdout().lock()),
+            Cli::Ckpt(args) => ckpt::run(&args, &mut std::io::stdout().lock()),
         }
     }
 }

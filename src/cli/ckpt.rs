@@ -1,0 +1,122 @@
+//! `simclr ckpt ls PATH` (name, dtype, shape of every tensor) and
+//! `simclr ckpt info PATH` (inferred architecture and the flags that build
+//! it) for TensorFlow and native checkpoints.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::ckpt::{infer, Source};
+
+/// Arguments of `simclr ckpt`.
+#[derive(Debug, clap::Args)]
+pub struct CkptArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CkptCommand,
+}
+
+/// `simclr ckpt` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CkptCommand {
+    /// List every tensor: name, dtype, shape.
+    Ls {
+        /// A TF checkpoint prefix, .index file or directory, or a native
+        /// .safetensors file or model_dir.
+        path: PathBuf,
+    },
+    /// Infer the architecture and print the flags that build it.
+    Info {
+        /// A TF checkpoint prefix, .index file or directory, or a native
+        /// .safetensors file or model_dir.
+        path: PathBuf,
+    },
+}
+
+/// Tells on stderr which newer native checkpoints of a `model_dir` were
+/// unreadable and skipped.
+fn report_skipped(path: &std::path::Path) {
+    if path.is_dir() {
+        if let Ok(Some(l)) = crate::ckpt::native::latest(path) {
+            for s in &l.skipped {
+                eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);
+            }
+        }
+    }
+}
+
+/// Runs `simclr ckpt …`, printing to `out`.
+pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    match &args.command {
+        CkptCommand::Ls { path } | CkptCommand::Info { path } => report_skipped(path),
+    }
+    match &args.command {
+        CkptCommand::Ls { path } => {
+            let src = Source::open(path)?;
+            let entries = src.entries();
+            writeln!(
+                out,
+                "# {} checkpoint {}: {} tensors",
+                src.format(),
+                src.path().display(),
+                entries.len()
+            )?;
+            for e in entries {
+                writeln!(out, "{}\t{}\t{:?}", e.name, e.dtype_name, e.dims)?;
+            }
+        }
+        CkptCommand::Info { path } => {
+            let src = Source::open(path)?;
+            let entries: Vec<(String, Vec<u64>)> = src
+                .entries()
+                .into_iter()
+                .map(|e| (e.name, e.dims))
+                .collect();
+            let arch = infer::infer(&entries)?;
+            writeln!(
+                out,
+                "checkpoint:        {} ({})",
+                src.path().display(),
+                src.format()
+            )?;
+            writeln!(out, "tensors:           {}", entries.len())?;
+            writeln!(
+                out,
+                "backbone:          ResNet-{} {}x{}{} ({} convs, {} batch norms)",
+                arch.resnet_depth,
+                arch.width_multiplier,
+                if arch.sk_ratio > 0.0 { " SK" } else { "" },
+                if arch.cifar_stem { ", CIFAR stem" } else { "" },
+                arch.backbone_convs,
+                arch.backbone_bns
+            )?;
+            match &arch.projection_head {
+                Some(h) => writeln!(
+                    out,
+                    "projection head:   {:?}, {} layer(s), output {}",
+                    h.mode, h.num_proj_layers, h.proj_out_dim
+                )?,
+                None => writeln!(out, "projection head:   none")?,
+            }
+            match arch.num_classes {
+                Some(n) => writeln!(out, "supervised head:   {n} classes")?,
+                None => writeln!(out, "supervised head:   none")?,
+            }
+            for n in &arch.notes {
+                writeln!(out, "note:              {n}")?;
+            }
+            let v = infer::verify(&arch, &entries)?;
+            writeln!(
+                out,
+                "check:             {} model variables found, {} missing, {} with other shapes",
+                v.matched,
+                v.missing.len(),
+                v.mismatched.len()
+            )?;
+            for (n, c, m) in v.mismatched.iter().take(5) {
+                writeln!(out, "  mismatch {n}: checkpoint {c:?}, model {m:?}")?;
+            }
+            writeln!(out, "flags:             {}", arch.flags().join(" "))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+"""Writes a TF1-style checkpoint with real TensorFlow (tf.compat.v1 graph
+variables saved by tf.compat.v1.train.Saver), for simclr's importer tests.
+
+    make.py SPEC.json OUT_DIR
+
+SPEC.json: {"prefix": "model.ckpt", "global_step": 7, "seed": 0,
+            "variables": [{"name": "base_model/conv2d/kernel",
+                           "shape": [3, 3, 3, 64], "dtype": "float32",
+                           "fill": "random" | "zeros"}, ...]}
+dtypes: float32 float64 float16 bfloat16 int32 int64 uint8 bool string.
+
+Writes OUT_DIR/<prefix>-<global_step>.{index,data-*,meta} and OUT_DIR/checkpoint
+(by the Saver), plus OUT_DIR/values.json + OUT_DIR/values.bin: for every
+variable its dtype, shape and the little-endian bytes TensorFlow was given
+(offset/size into values.bin; string variables list their values in hex;
+"zeros": true for variables filled with zeros, which are not dumped).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+
+def make_value(rng, shape, dtype, fill):
+    if dtype == "string":
+        n = int(np.prod(shape)) if shape else 1
+        vals = [("s%d-" % i).encode() + bytes(rng.integers(0, 256, size=i % 5, dtype=np.uint8))
+                for i in range(n)]
+        return np.array(vals, dtype=object).reshape(shape)
+    np_dtype = tf.dtypes.as_dtype(dtype).as_numpy_dtype
+    if fill == "zeros":
+        return np.zeros(shape, dtype=np_dtype)
+    if dtype in ("float32", "float64", "float16", "bfloat16"):
+        return rng.standard_normal(shape).astype(np.float32).astype(np_dtype)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    info = np.iinfo(np_dtype)
+    return rng.integers(max(info.min, -(2**31)), min(info.max, 2**31 - 1), size=shape,
+                        endpoint=True).astype(np_dtype)
+
+
+def main():
+    spec_path, out_dir = sys.argv[1], sys.argv[2]
+    with open(spec_path) as f:
+        spec = json.load(f)
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(spec.get("seed", 0))
+    step = int(spec.get("global_step", 0))
+    graph = tf.Graph()
+    manifest = {}
+    offset = 0
+    with graph.as_default(), open(os.path.join(out_dir, "values.bin"), "wb") as blob:
+        tf.compat.v1.train.create_global_step()
+        variables = []
+        for v in spec["variables"]:
+            shape = [int(d) for d in v["shape"]]
+            value = make_value(rng, shape, v["dtype"], v.get("fill", "random"))
+            tf_dtype = tf.string if v["dtype"] == "string" else tf.dtypes.as_dtype(v["dtype"])
+            var = tf.compat.v1.Variable(
+                tf.zeros(shape, dtype=tf_dtype) if v["dtype"] != "string" else tf.fill(shape, ""),
+                name=v["name"], use_resource=False)
+            if var.op.name != v["name"]:
+                raise SystemExit("TensorFlow renamed %s to %s" % (v["name"], var.op.name))
+            entry = {"dtype": v["dtype"], "shape": shape}
+            if v.get("fill", "random") == "zeros":
+                entry["zeros"] = True  # the initial value; nothing to load or dump
+            else:
+                variables.append((var, value))
+            if "zeros" in entry:
+                pass
+            elif v["dtype"] == "string":
+                entry["strings"] = [s.hex() for s in value.reshape(-1).tolist()]
+            else:
+                raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes()
+                blob.write(raw)
+                entry["offset"] = offset
+                entry["size"] = len(raw)
+                offset += len(raw)
+            manifest[v["name"]] = entry
+        saver = tf.compat.v1.train.Saver(max_to_keep=None)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for var, value in variables:
+                var.load(value, sess)
+            sess.run(tf.compat.v1.assign(tf.compat.v1.train.get_global_step(), step))
+            prefix = saver.save(sess, os.path.join(out_dir, spec.get("prefix", "model.ckpt")),
+                                global_step=step)
+    manifest["global_step"] = {"dtype": "int64", "shape": [], "value": step}
+    with open(os.path.join(out_dir, "values.json"), "w") as f:
+        json.dump({"prefix": prefix, "tensors": manifest}, f)
+    print(prefix)
+
+
+if __name__ == "__main__":
+    main()
