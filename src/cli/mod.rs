@@ -6,6 +6,8 @@ use clap::Parser;
 
 pub mod ckpt;
 pub mod devices;
+pub mod flags;
+pub mod run;
 
 /// SimCLR as an XLA compiler frontend.
 #[derive(Debug, Parser)]
@@ -15,6 +17,9 @@ pub enum Cli {
     Devices(devices::DevicesArgs),
     /// Inspect checkpoints: `ckpt ls PATH`, `ckpt info PATH`.
     Ckpt(ckpt::CkptArgs),
+    /// Train or evaluate, with the flags of the original run.py
+    /// (`simclr run --help` lists them).
+    Run(run::RunArgs),
 }
 
 impl Cli {
@@ -23,6 +28,7 @@ impl Cli {
         match self {
             Cli::Devices(args) => devices::run(&args, &mut std::io::stdout().lock()),
             Cli::Ckpt(args) => ckpt::run(&args, &mut std::io::stdout().lock()),
+            Cli::Run(args) => run::run(&args),
         }
     }
 }

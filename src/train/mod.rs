@@ -5,6 +5,8 @@
 //! Not here: flags and the run loop (`cli::run`), data (`data`),
 //! checkpoint files (`ckpt`), summaries (`summary`).
 
+pub mod probe;
+
 use crate::nn::init::initial_values;
 use crate::pjrt::{self, Buffer, Client, CompileOptions, HostArray, LoadedExecutable};
 use crate::simclr::step::{Output, StepProgram, TRAIN_METRICS};
