@@ -75,6 +75,63 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The step configuration the flags describe, for `replicas` replicas and a
+/// training set of `num_examples` examples in `num_classes` classes
+/// (step counts and the schedule follow SPEC §7.4–§7.5).
+pub fn step_config(
+    flags: &RunFlags,
+    replicas: usize,
+    num_examples: i64,
+    num_classes: u32,
+) -> Result<StepConfig> {
+    let mut model = model_config(flags)?;
+    model.num_classes = num_classes;
+    model.validate()?;
+    let b = flags.train_batch_size;
+    let total = train_steps(flags.train_steps, num_examples, flags.train_epochs, b);
+    let scaling = if flags.learning_rate_scaling == "sqrt" {
+        LrScaling::Sqrt
+    } else {
+        LrScaling::Linear
+    };
+    let step = StepConfig {
+        model,
+        train_mode: if flags.train_mode == "finetune" {
+            TrainMode::Finetune
+        } else {
+            TrainMode::Pretrain
+        },
+        per_replica_batch: b / replicas.max(1) as i64,
+        num_replicas: replicas,
+        optimizer: OptimizerConfig {
+            kind: match flags.optimizer.as_str() {
+                "momentum" => OptimizerKind::Momentum,
+                "adam" => OptimizerKind::Adam,
+                _ => OptimizerKind::Lars,
+            },
+            momentum: flags.momentum,
+            weight_decay: flags.weight_decay,
+        },
+        schedule: Schedule::new(
+            flags.learning_rate,
+            scaling,
+            b,
+            flags.warmup_epochs,
+            num_examples,
+            total,
+        ),
+        temperature: flags.temperature,
+        hidden_norm: flags.hidden_norm,
+        global_bn: flags.global_bn,
+        batch_norm_decay: flags.batch_norm_decay,
+        lineareval_while_pretraining: flags.lineareval_while_pretraining,
+        fine_tune_after_block: i32::try_from(flags.fine_tune_after_block)?,
+        ft_proj_selector: i32::try_from(flags.ft_proj_selector)?,
+    };
+    step.validate()?;
+    Ok(step)
+}
+
 fn model_config(f: &RunFlags) -> Result<ModelConfig> {
     let cfg = ModelConfig {
         resnet_depth: u32::try_from(f.resnet_depth)?,
@@ -142,53 +199,13 @@ impl Run {
         let model_dir = PathBuf::from(flags.model_dir.as_deref().ok_or_else(|| {
             anyhow!("--model_dir is required: checkpoints, summaries and results go there")
         })?);
-        let mut model = model_config(&flags)?;
         let train_ds = open(&flags, &flags.train_split)?;
-        model.num_classes = u32::try_from(train_ds.num_classes())?;
-        model.validate()?;
-        let n = train_ds.len() as i64;
-        let b = flags.train_batch_size;
-        let total = train_steps(flags.train_steps, n, flags.train_epochs, b);
-        let scaling = if flags.learning_rate_scaling == "sqrt" {
-            LrScaling::Sqrt
-        } else {
-            LrScaling::Linear
-        };
-        let step = StepConfig {
-            model,
-            train_mode: if flags.train_mode == "finetune" {
-                TrainMode::Finetune
-            } else {
-                TrainMode::Pretrain
-            },
-            per_replica_batch: b / replicas as i64,
-            num_replicas: replicas,
-            optimizer: OptimizerConfig {
-                kind: match flags.optimizer.as_str() {
-                    "momentum" => OptimizerKind::Momentum,
-                    "adam" => OptimizerKind::Adam,
-                    _ => OptimizerKind::Lars,
-                },
-                momentum: flags.momentum,
-                weight_decay: flags.weight_decay,
-            },
-            schedule: Schedule::new(
-                flags.learning_rate,
-                scaling,
-                b,
-                flags.warmup_epochs,
-                n,
-                total,
-            ),
-            temperature: flags.temperature,
-            hidden_norm: flags.hidden_norm,
-            global_bn: flags.global_bn,
-            batch_norm_decay: flags.batch_norm_decay,
-            lineareval_while_pretraining: flags.lineareval_while_pretraining,
-            fine_tune_after_block: i32::try_from(flags.fine_tune_after_block)?,
-            ft_proj_selector: i32::try_from(flags.ft_proj_selector)?,
-        };
-        step.validate()?;
+        let step = step_config(
+            &flags,
+            replicas,
+            train_ds.len() as i64,
+            u32::try_from(train_ds.num_classes())?,
+        )?;
         Ok(Run {
             flags,
             client,
