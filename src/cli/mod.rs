@@ -7,6 +7,7 @@ use clap::Parser;
 pub mod ckpt;
 pub mod devices;
 pub mod flags;
+pub mod probe;
 pub mod run;
 
 /// SimCLR as an XLA compiler frontend.
@@ -20,6 +21,9 @@ pub enum Cli {
     /// Train or evaluate, with the flags of the original run.py
     /// (`simclr run --help` lists them).
     Run(run::RunArgs),
+    /// Linear probe and k-NN accuracy of a run's network (or of its random
+    /// initialisation) on extracted features.
+    Probe(probe::ProbeArgs),
 }
 
 impl Cli {
@@ -29,6 +33,7 @@ impl Cli {
             Cli::Devices(args) => devices::run(&args, &mut std::io::stdout().lock()),
             Cli::Ckpt(args) => ckpt::run(&args, &mut std::io::stdout().lock()),
             Cli::Run(args) => run::run(&args),
+            Cli::Probe(args) => probe::run(&args),
         }
     }
 }

@@ -158,7 +158,8 @@ fn to_ckpt(a: &HostArray) -> Result<ckpt::Tensor> {
     Ok(ckpt::Tensor::new(dtype, dims, a.bytes.clone())?)
 }
 
-fn from_ckpt(name: &str, t: &ckpt::Tensor) -> Result<HostArray> {
+/// A checkpoint tensor as a host array (f32, i64 or i32).
+pub fn from_ckpt(name: &str, t: &ckpt::Tensor) -> Result<HostArray> {
     let ty = match t.dtype {
         ckpt::DType::F32 => ElementType::F32,
         ckpt::DType::I64 => ElementType::S64,
@@ -500,6 +501,26 @@ impl Run {
             self.flags.keep_checkpoint_max as usize,
         )?;
         Ok(saved.path)
+    }
+
+    /// Compiles the eval program (per-replica batch `eval_batch_size / R`).
+    pub fn eval_program_compiled(&self) -> Result<Compiled> {
+        self.eval_compiled()
+    }
+
+    /// Opens a split of `--dataset`.
+    pub fn open_split(&self, split: &str) -> Result<Box<dyn Dataset>> {
+        open(&self.flags, split)
+    }
+
+    /// Features (`final_avg_pool`), logits and labels of every example of `ds`.
+    pub fn extract_features(
+        &self,
+        compiled: &Compiled,
+        state: &DeviceState,
+        ds: Arc<dyn Dataset>,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<i32>)> {
+        self.extract(compiled, state, ds, None)
     }
 
     fn eval_compiled(&self) -> Result<Compiled> {
