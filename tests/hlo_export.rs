@@ -7,7 +7,7 @@
 //! `tools/test`) checks against XLA: XLA must parse our text and print our
 //! proto exactly as we do.
 
-use simclr::ir::{from_proto_bytes, golden, to_text_with, PrintOptions};
+use simclr::ir::{from_proto_bytes, golden, to_text_with, Builder, ElementType, PrintOptions, Shape};
 use simclr::nn::{ModelConfig, ProjHeadMode};
 use simclr::simclr::{
     train_program, OptimizerConfig, OptimizerKind, Schedule, StepConfig, TrainMode,
@@ -79,5 +79,32 @@ fn resnet18_pretrain_step_exports_for_the_xla_check() {
         std::fs::create_dir_all(&dir).expect("create the dump directory");
         std::fs::write(dir.join("pretrain_step.hlo"), &text).expect("write the text");
         std::fs::write(dir.join("pretrain_step.pb"), &bytes).expect("write the proto");
+    }
+}
+
+/// XLA numbers every fifth parameter of `entry_computation_layout`
+/// (`/*index=5*/`), as it does in tuples; the step's 189 parameters showed
+/// that our header did not.
+#[test]
+fn entry_layouts_of_many_parameters_carry_index_comments() {
+    let b = Builder::new("seven_params", 1);
+    let ps: Vec<_> = (0..7)
+        .map(|i| b.parameter(&format!("p{i}"), Shape::new(ElementType::F32, [2])))
+        .collect();
+    let sum = ps[1..].iter().fold(ps[0].clone(), |acc, p| acc + p);
+    let m = b.build(&[&sum]).expect("valid");
+    let text = golden::golden_text(&m).expect("prints");
+    let header = text.lines().next().unwrap_or_default();
+    assert_eq!(
+        header,
+        "HloModule seven_params, entry_computation_layout={(f32[2]{0}, f32[2]{0}, f32[2]{0}, \
+         f32[2]{0}, f32[2]{0}, /*index=5*/f32[2]{0}, f32[2]{0})->f32[2]{0}}",
+    );
+    if let Ok(dir) = std::env::var("SIMCLR_HLO_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create the dump directory");
+        std::fs::write(dir.join("seven_params.hlo"), &text).expect("write the text");
+        let bytes = prost::Message::encode_to_vec(&golden::golden_proto(&m));
+        std::fs::write(dir.join("seven_params.pb"), bytes).expect("write the proto");
     }
 }

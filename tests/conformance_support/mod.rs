@@ -249,7 +249,8 @@ pub fn compare(got: &Value, want: &Value, tol: Tol) -> Result<(), String> {
                 })
                 .count();
             let index = unravel(i, &shape);
-            let ulps = if ty.is_float() && g[i].is_finite() && w[i].is_finite() {
+            let same_sign = g[i].is_sign_negative() == w[i].is_sign_negative();
+            let ulps = if ty.is_float() && g[i].is_finite() && w[i].is_finite() && same_sign {
                 format!(", {} ulp", ulp_distance(ty, g[i], w[i]))
             } else {
                 String::new()
