@@ -123,9 +123,11 @@ fn reduce_add(x: &[Tensor]) -> Tensor {
 
 fn reduce_max(x: &[Tensor]) -> Tensor {
     let m = x[0].reduce_max(&[1]);
-    let min = x[0]
-        .neg()
-        .reduce(&x[0].scalar_like(f64::NEG_INFINITY), &[0], reducer(&x[0], BinaryOp::Maximum));
+    let min = x[0].neg().reduce(
+        &x[0].scalar_like(f64::NEG_INFINITY),
+        &[0],
+        reducer(&x[0], BinaryOp::Maximum),
+    );
     m.tanh().sum(&[1]).concat(&[&min.sum(&[1])], 0)
 }
 
@@ -175,8 +177,12 @@ fn structural(x: &[Tensor]) -> Tensor {
     let t = p.transpose(&[1, 0]).reverse(&[0]); // [3, 4]
     let r = (&t * a).reshape(&[4, 3]);
     let u = a.dynamic_update_slice(&(b.reshape(&[1, 4]) * 3.0), &[&j, &i]);
-    (r.sum(&[1]).broadcast_in_dim(&[4, 3], &[0]) + d.pad(&d.scalar_like(0.0), &[PadDim::edge(0, 1), PadDim::edge(0, 0)]))
-        .add(&u.transpose(&[1, 0]).slice(&[0, 0], &[4, 3], &[1, 1]))
+    (r.sum(&[1]).broadcast_in_dim(&[4, 3], &[0])
+        + d.pad(
+            &d.scalar_like(0.0),
+            &[PadDim::edge(0, 1), PadDim::edge(0, 0)],
+        ))
+    .add(&u.transpose(&[1, 0]).slice(&[0, 0], &[4, 3], &[1, 1]))
 }
 
 fn collectives(x: &[Tensor]) -> Tensor {
@@ -185,7 +191,9 @@ fn collectives(x: &[Tensor]) -> Tensor {
     let s = a.all_reduce_sum(ReplicaGroups::All).tanh() * a;
     let g = (a * a).all_gather(0, pairs.clone()); // [4, 3]
     let rs = g.reduce_scatter_sum(0, ReplicaGroups::All); // [1, 3]
-    let h = a.all_gather(1, ReplicaGroups::All).slice(&[0, 0], &[2, 3], &[1, 1]);
+    let h = a
+        .all_gather(1, ReplicaGroups::All)
+        .slice(&[0, 0], &[2, 3], &[1, 1]);
     s + h + rs.reshape(&[3]).broadcast_in_dim(&[2, 3], &[1])
 }
 
@@ -218,7 +226,10 @@ fn families() -> Vec<Family> {
         },
         Family {
             name: "convolution_stride_padding",
-            inputs: vec![(vec![2, 7, 6, 3], Domain::Any), (vec![3, 3, 3, 4], Domain::Any)],
+            inputs: vec![
+                (vec![2, 7, 6, 3], Domain::Any),
+                (vec![3, 3, 3, 4], Domain::Any),
+            ],
             replicas: 1,
             f: conv_strided,
             tol: close(400.0 * eps, 8.0 * eps),
@@ -226,7 +237,10 @@ fn families() -> Vec<Family> {
         },
         Family {
             name: "convolution_lhs_rhs_dilation",
-            inputs: vec![(vec![2, 3, 5, 4], Domain::Any), (vec![4, 3, 2, 2], Domain::Any)],
+            inputs: vec![
+                (vec![2, 3, 5, 4], Domain::Any),
+                (vec![4, 3, 2, 2], Domain::Any),
+            ],
             replicas: 1,
             f: conv_dilated,
             tol: close(400.0 * eps, 8.0 * eps),
@@ -234,7 +248,10 @@ fn families() -> Vec<Family> {
         },
         Family {
             name: "convolution_feature_groups",
-            inputs: vec![(vec![4, 5, 6, 2], Domain::Any), (vec![2, 3, 2, 6], Domain::Any)],
+            inputs: vec![
+                (vec![4, 5, 6, 2], Domain::Any),
+                (vec![2, 3, 2, 6], Domain::Any),
+            ],
             replicas: 1,
             f: conv_grouped,
             tol: close(400.0 * eps, 8.0 * eps),
@@ -364,7 +381,11 @@ fn values(m: &Module, args: &[Vec<Vec<f64>>], ty: ElementType) -> Vec<Vec<Value>
 fn check_family(fam: &Family, seed: u64) {
     let m32 = grad_module(fam, F32);
     let m64 = grad_module(fam, F64);
-    let out = m32.param_types().last().and_then(|t| t.array().cloned()).expect("cotangent");
+    let out = m32
+        .param_types()
+        .last()
+        .and_then(|t| t.array().cloned())
+        .expect("cotangent");
     let args = arguments(fam, &out, seed);
     // PJRT f32 vs interp f32 (panics with the op, shape and difference).
     let a32 = values(&m32, &args, F32);

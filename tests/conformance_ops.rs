@@ -35,7 +35,10 @@ fn scalar(ty: ElementType) -> Type {
 }
 
 fn dims_text(d: &[i64]) -> String {
-    d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x")
+    d.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 // ---------------------------------------------------------------- leaves
@@ -49,7 +52,9 @@ fn leaves_case(seed: u64) {
     let iota_dims = rng.dims(1..=3, 5);
     let iota_dim = rng.int(0, iota_dims.len() as i64 - 1);
     let b = Builder::new(
-        &format!("parameter_{shape}_constant_{lit_shape}_iota_{iota_ty}{iota_dims:?}_dim{iota_dim}"),
+        &format!(
+            "parameter_{shape}_constant_{lit_shape}_iota_{iota_ty}{iota_dims:?}_dim{iota_dim}"
+        ),
         1,
     );
     let p = b.parameter("p", shape.clone());
@@ -261,13 +266,22 @@ fn compare_case(seed: u64) {
     let n = shape.numel();
     // Few distinct values, so that ties are common; floats add ±0, ±inf, NaN.
     let pool: Vec<f64> = if ty.is_float() {
-        vec![-1.5, -0.0, 0.0, 2.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 7.25]
+        vec![
+            -1.5,
+            -0.0,
+            0.0,
+            2.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            7.25,
+        ]
     } else if ty.is_signed_integer() {
         vec![-3.0, -1.0, 0.0, 1.0, 5.0]
     } else {
         vec![0.0, 1.0, 5.0, 4e9]
     };
-    let mut draw = |rng: &mut Rng| -> Vec<f64> { (0..n).map(|_| rng.pick(&pool)).collect() };
+    let draw = |rng: &mut Rng| -> Vec<f64> { (0..n).map(|_| rng.pick(&pool)).collect() };
     let (xa, ya) = (draw(&mut rng), draw(&mut rng));
     let mk = |v: &[f64]| {
         if ty.is_float() {
@@ -398,9 +412,7 @@ fn broadcast_case(seed: u64) {
     let ty = rng.pick(&[F32, S32, Pred]);
     let out_dims = rng.dims(0..=4, 4);
     // Operand dims: an increasing subset of the output dims.
-    let map: Vec<i64> = (0..out_dims.len() as i64)
-        .filter(|_| rng.coin())
-        .collect();
+    let map: Vec<i64> = (0..out_dims.len() as i64).filter(|_| rng.coin()).collect();
     let in_dims: Vec<i64> = map.iter().map(|&d| out_dims[d as usize]).collect();
     let shape = Shape::new(ty, in_dims);
     let b = Builder::new(
@@ -684,10 +696,7 @@ fn conv_case(seed: u64) {
         output_feature: po[1],
         output_spatial: po[2..].to_vec(),
     };
-    let xs = Shape::new(
-        ty,
-        place(&pi, &[&[batch, in_f][..], &spatial_in].concat()),
-    );
+    let xs = Shape::new(ty, place(&pi, &[&[batch, in_f][..], &spatial_in].concat()));
     let ks = Shape::new(ty, place(&pk, &[&[k_in, k_out][..], &ksizes].concat()));
     let window = Window::new(wdims);
     let b = Builder::new(
@@ -908,7 +917,10 @@ fn select_and_scatter_case(seed: u64) {
     let overlap: i64 = window.dims.iter().map(|d| d.size).product();
     check(
         &m,
-        &[vec![float_value(&shape, &v), rng.value(&src_shape, -1.0, 1.0)]],
+        &[vec![
+            float_value(&shape, &v),
+            rng.value(&src_shape, -1.0, 1.0),
+        ]],
         Tol::accumulated(ty, overlap as usize, 1.0),
     );
 }
@@ -949,7 +961,11 @@ fn all_reduce_case(seed: u64) {
     let shape = Shape::new(ty, rng.dims(0..=3, 4));
     let g = groups(&mut rng);
     let b = Builder::new(
-        &format!("all_reduce_{}_{shape}_groups{}", op.opcode(), groups_text(&g)),
+        &format!(
+            "all_reduce_{}_{shape}_groups{}",
+            op.opcode(),
+            groups_text(&g)
+        ),
         R,
     );
     let x = b.parameter("x", shape.clone());
@@ -984,7 +1000,10 @@ fn reduce_scatter_case(seed: u64) {
     dims[dim as usize] *= size;
     let shape = Shape::new(ty, dims);
     let b = Builder::new(
-        &format!("reduce_scatter_add_{shape}_dim{dim}_groups{}", groups_text(&g)),
+        &format!(
+            "reduce_scatter_add_{shape}_dim{dim}_groups{}",
+            groups_text(&g)
+        ),
         R,
     );
     let x = b.parameter("x", shape.clone());

@@ -7,7 +7,9 @@
 //! `tools/test`) checks against XLA: XLA must parse our text and print our
 //! proto exactly as we do.
 
-use simclr::ir::{from_proto_bytes, golden, to_text_with, Builder, ElementType, PrintOptions, Shape};
+use simclr::ir::{
+    from_proto_bytes, golden, to_text_with, Builder, ElementType, PrintOptions, Shape,
+};
 use simclr::nn::{ModelConfig, ProjHeadMode};
 use simclr::simclr::{
     train_program, OptimizerConfig, OptimizerKind, Schedule, StepConfig, TrainMode,

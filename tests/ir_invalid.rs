@@ -143,7 +143,9 @@ fn leaves_reject_bad_shapes() {
     rejects(1, "iota", "negative dimension", |b| {
         b.iota(Shape::new(S32, [-3]), 0)
     });
-    rejects(1, "iota", "out of range", |b| b.iota(Shape::new(S32, [3]), 1));
+    rejects(1, "iota", "out of range", |b| {
+        b.iota(Shape::new(S32, [3]), 1)
+    });
     rejects(1, "iota", "pred", |b| b.iota(Shape::new(Pred, [3]), 0));
     rejects(1, "constant", "do not fill", |b| {
         b.constant_f32(&[2, 2], &[1.0, 2.0, 3.0])
@@ -212,16 +214,20 @@ fn data_movement_rejects_bad_dimensions() {
 #[test]
 fn slices_and_pads_reject_bad_bounds() {
     rejects(1, "slice", "is invalid for dimension 1", |b| {
-        b.parameter("x", f32s(&[4, 5])).slice(&[0, 0], &[4, 6], &[1, 1])
+        b.parameter("x", f32s(&[4, 5]))
+            .slice(&[0, 0], &[4, 6], &[1, 1])
     });
     rejects(1, "slice", "is invalid for dimension 0", |b| {
-        b.parameter("x", f32s(&[4, 5])).slice(&[3, 0], &[2, 5], &[1, 1])
+        b.parameter("x", f32s(&[4, 5]))
+            .slice(&[3, 0], &[2, 5], &[1, 1])
     });
     rejects(1, "slice", "is invalid for dimension 0", |b| {
-        b.parameter("x", f32s(&[4, 5])).slice(&[-1, 0], &[2, 5], &[1, 1])
+        b.parameter("x", f32s(&[4, 5]))
+            .slice(&[-1, 0], &[2, 5], &[1, 1])
     });
     rejects(1, "slice", "is invalid for dimension 1", |b| {
-        b.parameter("x", f32s(&[4, 5])).slice(&[0, 0], &[4, 5], &[1, 0])
+        b.parameter("x", f32s(&[4, 5]))
+            .slice(&[0, 0], &[4, 5], &[1, 0])
     });
     rejects(1, "slice", "start/limit/stride of rank 2", |b| {
         b.parameter("x", f32s(&[4, 5])).slice(&[0], &[4], &[1])
@@ -390,13 +396,27 @@ fn convolution_rejects_bad_windows_groups_and_dimension_numbers() {
         1,
         "convolution",
         "does not match kernel extent",
-        conv(&[1, 5, 5, 4], &[3, 3, 4, 8], win(&[WindowDim::new(2), WindowDim::new(3)]), nhwc, 1, 1),
+        conv(
+            &[1, 5, 5, 4],
+            &[3, 3, 4, 8],
+            win(&[WindowDim::new(2), WindowDim::new(3)]),
+            nhwc,
+            1,
+            1,
+        ),
     );
     rejects(
         1,
         "convolution",
         "expected 2",
-        conv(&[1, 5, 5, 4], &[3, 3, 4, 8], win(&[WindowDim::new(3)]), nhwc, 1, 1),
+        conv(
+            &[1, 5, 5, 4],
+            &[3, 3, 4, 8],
+            win(&[WindowDim::new(3)]),
+            nhwc,
+            1,
+            1,
+        ),
     );
     rejects(
         1,
@@ -471,7 +491,14 @@ fn convolution_rejects_bad_windows_groups_and_dimension_numbers() {
         1,
         "convolution",
         "differ in rank or type",
-        conv(&[1, 5, 5, 4], &[3, 4, 8], win(&[WindowDim::new(3)]), nhwc, 1, 1),
+        conv(
+            &[1, 5, 5, 4],
+            &[3, 4, 8],
+            win(&[WindowDim::new(3)]),
+            nhwc,
+            1,
+            1,
+        ),
     );
     // A repeated input dimension (batch and feature both dimension 0).
     rejects(1, "convolution", "repeats dimension", |b| {
@@ -543,7 +570,13 @@ fn reductions_reject_wrong_reducers_and_dimensions() {
     rejects(1, "reduce", "K inputs followed by K", |b| {
         let x = b.parameter("x", f32s(&[4]));
         let r = b.reducer(BinaryOp::Add, F32);
-        x.op(Op::Reduce { dims: vec![0], reducer: r }, &[&x, &b.scalar(F32, 0.0)])
+        x.op(
+            Op::Reduce {
+                dims: vec![0],
+                reducer: r,
+            },
+            &[&x, &b.scalar(F32, 0.0)],
+        )
     });
     rejects(1, "reduce", "differ in dimensions", |b| {
         let x = b.parameter("x", f32s(&[4]));
@@ -554,15 +587,23 @@ fn reductions_reject_wrong_reducers_and_dimensions() {
             |p| p[0].op(Op::Tuple, &[&p[1]]),
         );
         x.op(
-            Op::Reduce { dims: vec![0], reducer: r },
+            Op::Reduce {
+                dims: vec![0],
+                reducer: r,
+            },
             &[&i, &b.scalar(F32, 0.0), &b.scalar(S32, 0.0)],
         )
     });
-    rejects(1, "reduce-window", "window has 1 dimensions, expected 2", |b| {
-        let x = b.parameter("x", f32s(&[4, 4]));
-        let r = b.reducer(BinaryOp::Maximum, F32);
-        x.reduce_window(&b.scalar(F32, 0.0), win(&[WindowDim::new(2)]), r)
-    });
+    rejects(
+        1,
+        "reduce-window",
+        "window has 1 dimensions, expected 2",
+        |b| {
+            let x = b.parameter("x", f32s(&[4, 4]));
+            let r = b.reducer(BinaryOp::Maximum, F32);
+            x.reduce_window(&b.scalar(F32, 0.0), win(&[WindowDim::new(2)]), r)
+        },
+    );
     rejects(1, "reduce-window", "below 1", |b| {
         let x = b.parameter("x", f32s(&[4]));
         let r = b.reducer(BinaryOp::Maximum, F32);
@@ -571,7 +612,11 @@ fn reductions_reject_wrong_reducers_and_dimensions() {
     rejects(1, "reduce-window", "does not fit", |b| {
         let x = b.parameter("x", f32s(&[4]));
         let r = b.reducer(BinaryOp::Maximum, F32);
-        x.reduce_window(&b.scalar(F32, 0.0), win(&[WindowDim::new(2).pad(-3, -2)]), r)
+        x.reduce_window(
+            &b.scalar(F32, 0.0),
+            win(&[WindowDim::new(2).pad(-3, -2)]),
+            r,
+        )
     });
     rejects(1, "reduce-window", "init value must be a f32 scalar", |b| {
         let x = b.parameter("x", f32s(&[4]));
@@ -583,16 +628,21 @@ fn reductions_reject_wrong_reducers_and_dimensions() {
         let r = b.reducer(BinaryOp::Maximum, S32);
         x.reduce_window(&b.scalar(F32, 0.0), win(&[WindowDim::new(2)]), r)
     });
-    rejects(1, "select-and-scatter", "must have the windowed shape", |b| {
-        let x = b.parameter("x", f32s(&[4]));
-        let s = b.parameter("s", f32s(&[4]));
-        let ge = b.computation("ge", &[scalar(F32), scalar(F32)], |p| {
-            p[0].op(Op::Compare(ComparisonDirection::Ge), &[&p[1]])
-        });
-        let add = b.reducer(BinaryOp::Add, F32);
-        let w = win(&[WindowDim::new(2).stride(2)]);
-        x.select_and_scatter(&s, &b.scalar(F32, 0.0), w, ge, add)
-    });
+    rejects(
+        1,
+        "select-and-scatter",
+        "must have the windowed shape",
+        |b| {
+            let x = b.parameter("x", f32s(&[4]));
+            let s = b.parameter("s", f32s(&[4]));
+            let ge = b.computation("ge", &[scalar(F32), scalar(F32)], |p| {
+                p[0].op(Op::Compare(ComparisonDirection::Ge), &[&p[1]])
+            });
+            let add = b.reducer(BinaryOp::Add, F32);
+            let w = win(&[WindowDim::new(2).stride(2)]);
+            x.select_and_scatter(&s, &b.scalar(F32, 0.0), w, ge, add)
+        },
+    );
     rejects(1, "select-and-scatter", "select computation must be", |b| {
         let x = b.parameter("x", f32s(&[4]));
         let s = b.parameter("s", f32s(&[2]));
@@ -608,13 +658,31 @@ fn reductions_reject_wrong_reducers_and_dimensions() {
 #[test]
 fn collectives_reject_bad_replica_groups() {
     let bad_groups: Vec<(ReplicaGroups, &str)> = vec![
-        (ReplicaGroups::Groups(vec![vec![0, 1], vec![2]]), "same non-zero size"),
-        (ReplicaGroups::Groups(vec![vec![0, 1]]), "do not cover replica 2"),
-        (ReplicaGroups::Groups(vec![vec![0, 1], vec![1, 2]]), "appears twice"),
-        (ReplicaGroups::Groups(vec![vec![0, 1], vec![2, 4]]), "outside 0..4"),
-        (ReplicaGroups::Groups(vec![vec![0, 1, 2, -1]]), "outside 0..4"),
+        (
+            ReplicaGroups::Groups(vec![vec![0, 1], vec![2]]),
+            "same non-zero size",
+        ),
+        (
+            ReplicaGroups::Groups(vec![vec![0, 1]]),
+            "do not cover replica 2",
+        ),
+        (
+            ReplicaGroups::Groups(vec![vec![0, 1], vec![1, 2]]),
+            "appears twice",
+        ),
+        (
+            ReplicaGroups::Groups(vec![vec![0, 1], vec![2, 4]]),
+            "outside 0..4",
+        ),
+        (
+            ReplicaGroups::Groups(vec![vec![0, 1, 2, -1]]),
+            "outside 0..4",
+        ),
         (ReplicaGroups::Groups(vec![]), "do not cover replica 0"),
-        (ReplicaGroups::Groups(vec![vec![], vec![]]), "same non-zero size"),
+        (
+            ReplicaGroups::Groups(vec![vec![], vec![]]),
+            "same non-zero size",
+        ),
     ];
     for (g, why) in bad_groups {
         let g2 = g.clone();
@@ -630,13 +698,21 @@ fn collectives_reject_bad_replica_groups() {
         });
     }
     rejects(4, "all-gather", "out of range", |b| {
-        b.parameter("x", f32s(&[4])).all_gather(1, ReplicaGroups::All)
+        b.parameter("x", f32s(&[4]))
+            .all_gather(1, ReplicaGroups::All)
     });
-    rejects(4, "reduce-scatter", "not divisible by the group size 4", |b| {
-        b.parameter("x", f32s(&[6])).reduce_scatter_sum(0, ReplicaGroups::All)
-    });
+    rejects(
+        4,
+        "reduce-scatter",
+        "not divisible by the group size 4",
+        |b| {
+            b.parameter("x", f32s(&[6]))
+                .reduce_scatter_sum(0, ReplicaGroups::All)
+        },
+    );
     rejects(4, "reduce-scatter", "out of range", |b| {
-        b.parameter("x", f32s(&[4])).reduce_scatter_sum(-1, ReplicaGroups::All)
+        b.parameter("x", f32s(&[4]))
+            .reduce_scatter_sum(-1, ReplicaGroups::All)
     });
     rejects(4, "all-reduce", "wrong reducer signature", |b| {
         let x = b.parameter("x", f32s(&[4]));
@@ -864,7 +940,10 @@ fn random_op(rng: &mut Rng, b: &Builder) -> (String, Tensor, Vec<Shape>) {
                 }
                 d
             };
-            let xs = Shape::new(F32, place(&pi, &[&[batch, fgc * k_in][..], &spatial].concat()));
+            let xs = Shape::new(
+                F32,
+                place(&pi, &[&[batch, fgc * k_in][..], &spatial].concat()),
+            );
             let kshape = Shape::new(F32, place(&pk, &[&[k_in, k_out][..], &ks].concat()));
             let xx = b.parameter("input", xs.clone());
             let kk = b.parameter("kernel", kshape.clone());
@@ -913,7 +992,11 @@ fn random_op(rng: &mut Rng, b: &Builder) -> (String, Tensor, Vec<Shape>) {
             let window = window_from(&lists, false);
             let red = b.reducer(BinaryOp::Add, F32);
             let t = x.reduce_window(&b.scalar(F32, 0.0), window.clone(), red);
-            (format!("reduce-window {x_shape} {}", window.to_text()), t, shapes)
+            (
+                format!("reduce-window {x_shape} {}", window.to_text()),
+                t,
+                shapes,
+            )
         }
         7 => {
             let mut dims: Vec<i64> = (0..r as i64).filter(|_| rng.coin()).collect();
@@ -929,7 +1012,11 @@ fn random_op(rng: &mut Rng, b: &Builder) -> (String, Tensor, Vec<Shape>) {
             let ity = rng.pick(&[S32, S32, S32, U32]);
             let idx: Vec<Tensor> = (0..count[0].max(0))
                 .map(|i| {
-                    let ty = if rng.int(0, 7) == 0 { rng.pick(&[U32, F32]) } else { ity };
+                    let ty = if rng.int(0, 7) == 0 {
+                        rng.pick(&[U32, F32])
+                    } else {
+                        ity
+                    };
                     let s = Shape::scalar(ty);
                     shapes.push(s.clone());
                     b.parameter(&format!("i{i}"), s)

@@ -136,7 +136,10 @@ pub fn from_host(h: &HostArray) -> Value {
 /// `outputs[replica][i]`.
 pub fn run_pjrt(module: &Module, args: &[Vec<Value>]) -> Vec<Vec<Value>> {
     let exe = client()
-        .compile(&module.to_proto(), &CompileOptions::new(module.num_replicas))
+        .compile(
+            &module.to_proto(),
+            &CompileOptions::new(module.num_replicas),
+        )
         .unwrap_or_else(|e| panic!("{}: the CPU plugin rejects the module: {e}", module.name));
     let host: Vec<Vec<HostArray>> = args
         .iter()
@@ -424,8 +427,12 @@ impl Rng {
         let n = shape.numel();
         let d = &shape.dims;
         match shape.ty {
-            ElementType::S32 => Value::from_i32(d, (0..n).map(|_| self.next_u64() as i32).collect()),
-            ElementType::U32 => Value::from_u32(d, (0..n).map(|_| self.next_u64() as u32).collect()),
+            ElementType::S32 => {
+                Value::from_i32(d, (0..n).map(|_| self.next_u64() as i32).collect())
+            }
+            ElementType::U32 => {
+                Value::from_u32(d, (0..n).map(|_| self.next_u64() as u32).collect())
+            }
             ElementType::U64 => Value::from_u64(d, (0..n).map(|_| self.next_u64()).collect()),
             ElementType::S64 => {
                 let lit = simclr::ir::Literal::new(
