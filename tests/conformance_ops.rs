@@ -847,7 +847,8 @@ fn random_window(rng: &mut Rng, dims: &[i64]) -> Window {
                     pad_hi: rng.int(0, 2),
                     window_dilation: rng.int(1, 2),
                     base_dilation: rng.int(1, 2),
-                    reversal: false,
+                    // Reversal does not change the set of elements in a window.
+                    reversal: rng.int(0, 3) == 0,
                 };
                 if wd.output_size(n).is_some_and(|o| o > 0) {
                     break wd;
@@ -902,12 +903,7 @@ fn select_and_scatter_case(seed: u64) {
     let mut rng = Rng(seed);
     let ty = rng.pick(&[F32, F64]);
     let shape = Shape::new(ty, rng.dims(1..=3, 6));
-    let mut window = random_window(&mut rng, &shape.dims);
-    // XLA's select-and-scatter has no dilation.
-    for d in &mut window.dims {
-        d.base_dilation = 1;
-        d.window_dilation = 1;
-    }
+    let window = random_window(&mut rng, &shape.dims);
     let window = Window::new(
         window
             .dims
@@ -940,11 +936,14 @@ fn select_and_scatter_case(seed: u64) {
     let add = b.reducer(BinaryOp::Add, ty);
     let y = x.select_and_scatter(&s, &b.scalar(ty, 0.0), window.clone(), ge, add);
     let m = build(&b, &[&y]);
-    // Without padding, few distinct values: ties go to the first element in
-    // row-major window order on both backends. With padding the CPU plugin
-    // breaks ties in another order (see the `interp` module docs), so the
-    // values are then distinct.
-    let padded = window.dims.iter().any(|d| d.pad_lo != 0 || d.pad_hi != 0);
+    // Without padding (or base dilation), few distinct values: ties go to
+    // the first element in row-major window order on both backends. With
+    // padding the CPU plugin breaks ties in another order (see the `interp`
+    // module docs), so the values are then distinct.
+    let padded = window
+        .dims
+        .iter()
+        .any(|d| d.pad_lo != 0 || d.pad_hi != 0 || d.base_dilation != 1);
     let v: Vec<f64> = (0..shape.numel())
         .map(|_| {
             if padded {
