@@ -26,10 +26,11 @@
 //!   holes; select-and-scatter keeps the current candidate while `select`
 //!   returns true, so `GE` sends ties to the first element in scan order.
 //!   The CPU plugin agrees when the window has no padding; with padding it
-//!   visits windows in another order (e.g. operand `[[0,1],[1,0]]`, window
-//!   2×2 stride 2 padded `0_2x2_2`: the plugin picks `[1,0]`, we pick
-//!   `[0,1]`), so tied maxima of padded max-pool gradients may land on
-//!   different (equally valid) elements (`tests/conformance_ops.rs`).
+//!   may visit a window in another order (operand `[[0,1],[1,0],[0,0]]`,
+//!   window 2×2, stride 2, pad `0_2x2_2`: for the window holding
+//!   `[[0,1],[1,0]]` the plugin picks `[1,0]`, we pick `[0,1]`), so tied
+//!   maxima of padded max-pool gradients may land on different (equally
+//!   valid) elements (`tests/conformance_ops.rs` avoids ties there).
 //! * `batch_group_count` splits the input batch and the output features into
 //!   that many contiguous groups (StableHLO's definition).
 //! * Dot and convolution accumulate in the element type (bf16/f16 in f32).
