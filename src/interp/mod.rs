@@ -25,9 +25,19 @@
 //! * `reduce-window` and `select-and-scatter` skip padding and base-dilation
 //!   holes; select-and-scatter keeps the current candidate while `select`
 //!   returns true, so `GE` sends ties to the first element in scan order.
+//!   The CPU plugin agrees when the window has no padding; with padding it
+//!   may visit a window in another order (operand `[[0,1],[1,0],[0,0]]`,
+//!   window 2×2, stride 2, pad `0_2x2_2`: for the window holding
+//!   `[[0,1],[1,0]]` the plugin picks `[1,0]`, we pick `[0,1]`), so tied
+//!   maxima of padded max-pool gradients may land on different (equally
+//!   valid) elements (`tests/conformance_ops.rs` avoids ties there).
 //! * `batch_group_count` splits the input batch and the output features into
 //!   that many contiguous groups (StableHLO's definition).
 //! * Dot and convolution accumulate in the element type (bf16/f16 in f32).
+//! * Transcendental functions use Rust's `libm`-quality implementations;
+//!   the plugin's own approximations differ by a few ulp in f32, and its
+//!   f64 `log-plus-one` by up to ~60 ulp near −0.4 (tolerances:
+//!   `tests/conformance_ops.rs`).
 //!
 //! These choices were cross-checked against the XLA CPU plugin on
 //! convolutions (all window features, groups, odd dimension labels),

@@ -579,6 +579,9 @@ fn infer(
     match op {
         Op::Parameter { ty, .. } => {
             expect_count(operands, 0)?;
+            for leaf in ty.leaves() {
+                check_shape(&leaf, "parameter type")?;
+            }
             Ok(ty.clone())
         }
         Op::Constant(lit) => {
@@ -587,6 +590,7 @@ fn infer(
         }
         Op::Iota { shape, dim } => {
             expect_count(operands, 0)?;
+            check_shape(shape, "iota shape")?;
             check_dim(*dim, shape.rank(), "iota dimension")?;
             if shape.ty == E::Pred {
                 return Err("iota of pred is not allowed".into());
@@ -1054,6 +1058,7 @@ fn infer(
                     a[0]
                 ));
             }
+            check_shape(shape, "rng-bit-generator shape")?;
             if !matches!(shape.ty, E::U32 | E::U64) {
                 return Err(format!(
                     "rng-bit-generator produces u32 or u64 bits, not {}",
@@ -1085,6 +1090,21 @@ fn check_scalar_indices(idx: &[&Shape]) -> Result<(), String> {
         if s.rank() != 0 || !s.ty.is_integer() {
             return Err(format!("start indices must be integer scalars, got {s}"));
         }
+        // XLA requires one index type for all start indices.
+        if s.ty != idx[0].ty {
+            return Err(format!(
+                "start indices must all have the same type, got {} and {s}",
+                idx[0]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects negative dimension sizes in a shape given as an attribute.
+fn check_shape(shape: &Shape, what: &str) -> Result<(), String> {
+    if shape.dims.iter().any(|&d| d < 0) {
+        return Err(format!("{what} {shape} has a negative dimension size"));
     }
     Ok(())
 }
@@ -1126,6 +1146,11 @@ fn infer_convolution(
     check_permutation(&out, r, "convolution output dimension")?;
     if fgc < 1 || bgc < 1 {
         return Err("feature_group_count and batch_group_count must be ≥ 1".into());
+    }
+    if fgc > 1 && bgc > 1 {
+        return Err(format!(
+            "feature_group_count {fgc} and batch_group_count {bgc} cannot both be greater than 1"
+        ));
     }
     let batch = x.dims[dn.input_batch as usize];
     let in_f = x.dims[dn.input_feature as usize];

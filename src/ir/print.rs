@@ -206,7 +206,7 @@ impl<'a> Printer<'a> {
         let _ = write!(
             out,
             ", entry_computation_layout={{({})->{}}}",
-            params.join(", "),
+            join_indexed(&params),
             result
         );
         if self.opts.replica_count > 1 {
