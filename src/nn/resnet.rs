@@ -122,6 +122,30 @@ pub fn backbone(
     }
 }
 
+/// One residual block of the backbone as [`backbone`] builds it: a basic
+/// block for depths 18/34, else a bottleneck (with the selective-kernel 3×3
+/// stage and the ResNet-D shortcut when `sk_ratio > 0`), on `x` with base
+/// filters `filters`, stride `stride`, and a projection shortcut when
+/// `project` (SPEC §3.4–§3.7). Variables are created under `base_model/` in
+/// TF1 order. Lets a single block be traced and checked in isolation.
+pub fn residual_block(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    x: &Tensor,
+    filters: i64,
+    stride: i64,
+    project: bool,
+    bn: BnMode,
+) -> Tensor {
+    let bottleneck = depth_layout(cfg.resnet_depth).is_some_and(|(_, b)| b);
+    let _g = x.builder().scope(SCOPE);
+    if bottleneck {
+        bottleneck_block(store, cfg, x, filters, stride, project, bn)
+    } else {
+        basic_block(store, cfg, x, filters, stride, project, bn)
+    }
+}
+
 /// The projection shortcut: 1×1 conv (stride s) + BN, or with SK the
 /// ResNet-D form: average pool, then 1×1 conv stride 1 + BN.
 fn shortcut(
