@@ -118,8 +118,11 @@ fn build_probe(train: bool) -> Probe {
         for (v, g) in trainable.iter().zip(grads) {
             named.push((format!("grad:{}", v.name), g));
         }
-        let gh = simclr::ad::grad(&c.loss, &[out.backbone.initial_max_pool.clone()])
-            .expect("gradient at the stem output");
+        let gh = simclr::ad::grad(
+            &c.loss,
+            std::slice::from_ref(&out.backbone.initial_max_pool),
+        )
+        .expect("gradient at the stem output");
         named.push(("grad:stem_output".into(), gh[0].clone()));
         named.push(("supervised_loss".into(), sup));
         named.push(("weight_decay".into(), wd));

@@ -21,9 +21,12 @@ use simclr::simclr::{
 use simclr::train::{compile, default_compile_options, HostState};
 use support::{formula, formula_inputs, Kind};
 
+/// One f32 argument: dims and row-major values.
+type Arg = (Vec<i64>, Vec<f32>);
+
 /// Formula values (the fixture's hash, keyed by creation index) for the
 /// variables of a store.
-fn values_of(store: &Store) -> Vec<(Vec<i64>, Vec<f32>)> {
+fn values_of(store: &Store) -> Vec<Arg> {
     store
         .variables()
         .iter()
@@ -36,7 +39,7 @@ fn values_of(store: &Store) -> Vec<(Vec<i64>, Vec<f32>)> {
         .collect()
 }
 
-fn run_pjrt(module: &Module, args: &[Vec<(Vec<i64>, Vec<f32>)>]) -> Vec<Vec<Vec<f32>>> {
+fn run_pjrt(module: &Module, args: &[Vec<Arg>]) -> Vec<Vec<Vec<f32>>> {
     let client = common::client();
     let exe = client
         .compile(
@@ -59,7 +62,7 @@ fn run_pjrt(module: &Module, args: &[Vec<(Vec<i64>, Vec<f32>)>]) -> Vec<Vec<Vec<
         .collect()
 }
 
-fn run_interp(module: &Module, args: &[Vec<(Vec<i64>, Vec<f32>)>]) -> Vec<Vec<Vec<f32>>> {
+fn run_interp(module: &Module, args: &[Vec<Arg>]) -> Vec<Vec<Vec<f32>>> {
     let vals: Vec<Vec<Value>> = args
         .iter()
         .map(|list| {
@@ -104,7 +107,7 @@ const PER_REPLICA: i64 = 2;
 
 /// conv 3×3 → BN (training mode) → ReLU; outputs y and the two moving
 /// statistics.
-fn conv_bn(replicas: usize, n: i64, global: bool) -> (Module, Vec<(Vec<i64>, Vec<f32>)>) {
+fn conv_bn(replicas: usize, n: i64, global: bool) -> (Module, Vec<Arg>) {
     let b = Builder::new("conv_bn", replicas);
     let x = b.parameter("x", Shape::new(ElementType::F32, [n, HW, HW, 3]));
     let mut store = Store::new(&b);
@@ -133,7 +136,7 @@ fn global_bn_on_four_replicas_equals_bn_on_the_concatenated_batch() {
     args.extend(vars.iter().cloned());
     let want = run_pjrt(&single, &[args]).remove(0);
 
-    let shards: Vec<Vec<(Vec<i64>, Vec<f32>)>> = (0..r)
+    let shards: Vec<Vec<Arg>> = (0..r)
         .map(|k| {
             let mut a = vec![(
                 vec![PER_REPLICA, HW, HW, 3],
@@ -211,6 +214,71 @@ fn block_case(label: &str, cfg: &ModelConfig, bn: BnMode) {
             "{label}: output {k} is not finite"
         );
         assert_rel(&format!("{label} ({bn:?}): output {k}"), a, b, 1e-5);
+    }
+}
+
+/// The stem of `cfg` on a `size`×`size` batch of 2: PJRT and the
+/// interpreter agree on `initial_conv`, `initial_max_pool` and the
+/// moving-statistic updates.
+fn stem_case(label: &str, cfg: &ModelConfig, size: i64, bn: BnMode) {
+    let b = Builder::new("stem", 1);
+    let x = b.parameter("x", Shape::new(ElementType::F32, [2, size, size, 3]));
+    let mut store = Store::new(&b);
+    let (conv, pooled) = resnet::stem(&mut store, cfg, &x, bn);
+    let mut outs = vec![conv, pooled];
+    outs.extend(store.updates().iter().map(|(_, t)| t.clone()));
+    let refs: Vec<&Tensor> = outs.iter().collect();
+    let module = b.build(&refs).expect("builds");
+    let n = (2 * size * size * 3) as usize;
+    let mut args = vec![(vec![2, size, size, 3], formula_inputs(n))];
+    args.extend(values_of(&store));
+    let p = run_pjrt(&module, std::slice::from_ref(&args)).remove(0);
+    let i = run_interp(&module, &[args]).remove(0);
+    for (k, (a, b)) in p.iter().zip(&i).enumerate() {
+        assert_rel(&format!("{label} stem ({bn:?}): output {k}"), a, b, 1e-5);
+    }
+}
+
+#[test]
+fn pjrt_matches_the_interpreter_for_every_stem() {
+    let base = ModelConfig::default();
+    let cases = [
+        (
+            "CIFAR",
+            ModelConfig {
+                image_size: 32,
+                ..base.clone()
+            },
+            8,
+        ),
+        (
+            "ImageNet 7x7",
+            ModelConfig {
+                image_size: 64,
+                ..base.clone()
+            },
+            17,
+        ),
+        (
+            "ResNet-D (SK)",
+            ModelConfig {
+                image_size: 64,
+                sk_ratio: 0.0625,
+                ..base.clone()
+            },
+            17,
+        ),
+    ];
+    for (label, cfg, size) in &cases {
+        for bn in [
+            BnMode::Train {
+                global: true,
+                decay: 0.9,
+            },
+            BnMode::Infer,
+        ] {
+            stem_case(label, cfg, *size, bn);
+        }
     }
 }
 
@@ -406,6 +474,7 @@ fn frozen_variables_stay_bit_identical_when_fine_tuning() {
         let program = train_program(&tiny_config(k)).expect("finetune step traces");
         let compiled =
             compile(client, program, &default_compile_options(client, 1)).expect("compiles");
+        eprintln!("k={k}: compiled in {:.1} s", compiled.compile_seconds);
         let mut overrides = HostState::new();
         for (i, v) in compiled.program.vars.iter().enumerate() {
             let values = formula(i as u32, v.shape.numel(), Kind::of(&v.name));

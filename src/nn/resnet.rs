@@ -60,33 +60,9 @@ pub fn backbone(
     let b = x.builder().clone();
     let _g = b.scope(SCOPE);
     let w = i64::from(cfg.width_multiplier);
-    let sk = cfg.sk_ratio > 0.0;
     let (layout, bottleneck) = depth_layout(cfg.resnet_depth).unwrap_or(([2, 2, 2, 2], false));
 
-    let (initial_conv, mut h) = {
-        let _s = b.scope("initial_conv");
-        if cfg.image_size <= 32 {
-            let c = conv2d(store, SCOPE, x, 64 * w, 3, 1);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            (c, h)
-        } else if sk {
-            let c = conv2d(store, SCOPE, x, 64 * w / 2, 3, 2);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            let c = conv2d(store, SCOPE, &h, 64 * w / 2, 3, 1);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            let c = conv2d(store, SCOPE, &h, 64 * w, 3, 1);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            (c, h)
-        } else {
-            let c = conv2d(store, SCOPE, x, 64 * w, 7, 2);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            (c, h)
-        }
-    };
-    if cfg.image_size > 32 {
-        let _s = b.scope("initial_max_pool");
-        h = max_pool_same(&h, 3, 2);
-    }
+    let (initial_conv, mut h) = stem_inner(store, cfg, x, bn);
     let initial_max_pool = h.clone();
     h = stop(h, 0);
 
@@ -120,6 +96,47 @@ pub fn backbone(
         block_groups,
         final_avg_pool,
     }
+}
+
+/// The stem (SPEC §3.3) on NHWC images: the CIFAR stem for
+/// `image_size <= 32`, else the 7×7/2 stem or, with `sk_ratio > 0`, the
+/// ResNet-D deep stem, each followed by the 3×3/2 max pool. Returns
+/// `(initial_conv, initial_max_pool)` as [`backbone`] taps them. Lets the
+/// stem be traced and checked in isolation.
+pub fn stem(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) -> (Tensor, Tensor) {
+    let _g = x.builder().scope(SCOPE);
+    stem_inner(store, cfg, x, bn)
+}
+
+fn stem_inner(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) -> (Tensor, Tensor) {
+    let b = x.builder().clone();
+    let w = i64::from(cfg.width_multiplier);
+    let sk = cfg.sk_ratio > 0.0;
+    let (initial_conv, mut h) = {
+        let _s = b.scope("initial_conv");
+        if cfg.image_size <= 32 {
+            let c = conv2d(store, SCOPE, x, 64 * w, 3, 1);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            (c, h)
+        } else if sk {
+            let c = conv2d(store, SCOPE, x, 64 * w / 2, 3, 2);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            let c = conv2d(store, SCOPE, &h, 64 * w / 2, 3, 1);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            let c = conv2d(store, SCOPE, &h, 64 * w, 3, 1);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            (c, h)
+        } else {
+            let c = conv2d(store, SCOPE, x, 64 * w, 7, 2);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            (c, h)
+        }
+    };
+    if cfg.image_size > 32 {
+        let _s = b.scope("initial_max_pool");
+        h = max_pool_same(&h, 3, 2);
+    }
+    (initial_conv, h)
 }
 
 /// One residual block of the backbone as [`backbone`] builds it: a basic
