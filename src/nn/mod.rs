@@ -150,6 +150,8 @@ pub struct Outputs {
     pub backbone: resnet::BackboneOutputs,
     /// `[h, out_0, …]` of the projection head.
     pub proj_list: Vec<Tensor>,
+    /// Dense, BN and output taps of every projection-head layer.
+    pub proj_layers: Vec<heads::ProjLayer>,
     /// The projection head's output (`proj_head_output`).
     pub proj_head_output: Tensor,
     /// Supervised logits (`logits_sup`) on `proj_list[ft_proj_selector]`.
@@ -197,7 +199,8 @@ pub fn forward(
 ) -> Result<Outputs, Error> {
     cfg.validate()?;
     let backbone = resnet::backbone(store, cfg, x, opts.backbone_bn, opts.fine_tune_after_block);
-    let proj_list = heads::projection_head(store, cfg, &backbone.final_avg_pool, opts.head_bn);
+    let (proj_list, proj_layers) =
+        heads::projection_head_layers(store, cfg, &backbone.final_avg_pool, opts.head_bn);
     let n = proj_list.len() as i32;
     let sel = opts.ft_proj_selector;
     let idx = if sel < 0 { n + sel } else { sel };
@@ -221,6 +224,7 @@ pub fn forward(
     Ok(Outputs {
         backbone,
         proj_list,
+        proj_layers,
         proj_head_output,
         logits_sup,
     })

@@ -60,33 +60,9 @@ pub fn backbone(
     let b = x.builder().clone();
     let _g = b.scope(SCOPE);
     let w = i64::from(cfg.width_multiplier);
-    let sk = cfg.sk_ratio > 0.0;
     let (layout, bottleneck) = depth_layout(cfg.resnet_depth).unwrap_or(([2, 2, 2, 2], false));
 
-    let (initial_conv, mut h) = {
-        let _s = b.scope("initial_conv");
-        if cfg.image_size <= 32 {
-            let c = conv2d(store, SCOPE, x, 64 * w, 3, 1);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            (c, h)
-        } else if sk {
-            let c = conv2d(store, SCOPE, x, 64 * w / 2, 3, 2);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            let c = conv2d(store, SCOPE, &h, 64 * w / 2, 3, 1);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            let c = conv2d(store, SCOPE, &h, 64 * w, 3, 1);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            (c, h)
-        } else {
-            let c = conv2d(store, SCOPE, x, 64 * w, 7, 2);
-            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
-            (c, h)
-        }
-    };
-    if cfg.image_size > 32 {
-        let _s = b.scope("initial_max_pool");
-        h = max_pool_same(&h, 3, 2);
-    }
+    let (initial_conv, mut h) = stem_inner(store, cfg, x, bn);
     let initial_max_pool = h.clone();
     h = stop(h, 0);
 
@@ -119,6 +95,71 @@ pub fn backbone(
         initial_max_pool,
         block_groups,
         final_avg_pool,
+    }
+}
+
+/// The stem (SPEC §3.3) on NHWC images: the CIFAR stem for
+/// `image_size <= 32`, else the 7×7/2 stem or, with `sk_ratio > 0`, the
+/// ResNet-D deep stem, each followed by the 3×3/2 max pool. Returns
+/// `(initial_conv, initial_max_pool)` as [`backbone`] taps them. Lets the
+/// stem be traced and checked in isolation.
+pub fn stem(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) -> (Tensor, Tensor) {
+    let _g = x.builder().scope(SCOPE);
+    stem_inner(store, cfg, x, bn)
+}
+
+fn stem_inner(store: &mut Store, cfg: &ModelConfig, x: &Tensor, bn: BnMode) -> (Tensor, Tensor) {
+    let b = x.builder().clone();
+    let w = i64::from(cfg.width_multiplier);
+    let sk = cfg.sk_ratio > 0.0;
+    let (initial_conv, mut h) = {
+        let _s = b.scope("initial_conv");
+        if cfg.image_size <= 32 {
+            let c = conv2d(store, SCOPE, x, 64 * w, 3, 1);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            (c, h)
+        } else if sk {
+            let c = conv2d(store, SCOPE, x, 64 * w / 2, 3, 2);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            let c = conv2d(store, SCOPE, &h, 64 * w / 2, 3, 1);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            let c = conv2d(store, SCOPE, &h, 64 * w, 3, 1);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            (c, h)
+        } else {
+            let c = conv2d(store, SCOPE, x, 64 * w, 7, 2);
+            let h = batch_norm(store, SCOPE, &c, bn, true, false, true);
+            (c, h)
+        }
+    };
+    if cfg.image_size > 32 {
+        let _s = b.scope("initial_max_pool");
+        h = max_pool_same(&h, 3, 2);
+    }
+    (initial_conv, h)
+}
+
+/// One residual block of the backbone as [`backbone`] builds it: a basic
+/// block for depths 18/34, else a bottleneck (with the selective-kernel 3×3
+/// stage and the ResNet-D shortcut when `sk_ratio > 0`), on `x` with base
+/// filters `filters`, stride `stride`, and a projection shortcut when
+/// `project` (SPEC §3.4–§3.7). Variables are created under `base_model/` in
+/// TF1 order. Lets a single block be traced and checked in isolation.
+pub fn residual_block(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    x: &Tensor,
+    filters: i64,
+    stride: i64,
+    project: bool,
+    bn: BnMode,
+) -> Tensor {
+    let bottleneck = depth_layout(cfg.resnet_depth).is_some_and(|(_, b)| b);
+    let _g = x.builder().scope(SCOPE);
+    if bottleneck {
+        bottleneck_block(store, cfg, x, filters, stride, project, bn)
+    } else {
+        basic_block(store, cfg, x, filters, stride, project, bn)
     }
 }
 
