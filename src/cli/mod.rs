@@ -6,6 +6,7 @@ use clap::Parser;
 
 pub mod ckpt;
 pub mod devices;
+pub mod features;
 pub mod flags;
 pub mod probe;
 pub mod run;
@@ -24,6 +25,9 @@ pub enum Cli {
     /// Linear probe and k-NN accuracy of a run's network (or of its random
     /// initialisation) on extracted features.
     Probe(probe::ProbeArgs),
+    /// Embed a folder of images with an exported network into `.npy` files
+    /// of its named intermediates.
+    Features(features::FeaturesArgs),
 }
 
 impl Cli {
@@ -34,6 +38,7 @@ impl Cli {
             Cli::Ckpt(args) => ckpt::run(&args, &mut std::io::stdout().lock()),
             Cli::Run(args) => run::run(&args),
             Cli::Probe(args) => probe::run(&args),
+            Cli::Features(args) => features::run(&args),
         }
     }
 }

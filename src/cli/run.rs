@@ -437,13 +437,7 @@ impl Run {
         let mut step = 0;
         match start {
             ckpt::import::Start::Resume(latest) => {
-                for s in &latest.skipped {
-                    eprintln!(
-                        "warning: skipped unreadable checkpoint {}: {}",
-                        s.path.display(),
-                        s.reason
-                    );
-                }
+                warn_skipped(&latest);
                 let c = ckpt::native::load(&latest.path)?;
                 for (name, t) in &c.tensors {
                     overrides.insert(name.clone(), from_ckpt(name, t)?);
@@ -639,6 +633,7 @@ impl Run {
                 self.model_dir.display()
             )
         })?;
+        warn_skipped(&latest);
         self.evaluate(&latest.path)
     }
 
@@ -745,6 +740,7 @@ impl Run {
         let mut done = None;
         loop {
             if let Some(l) = ckpt::native::latest(&self.model_dir)? {
+                warn_skipped(&l);
                 if done != Some(l.step) {
                     self.evaluate(&l.path)?;
                     done = Some(l.step);
@@ -759,6 +755,17 @@ impl Run {
             );
             std::thread::sleep(Duration::from_secs(15));
         }
+    }
+}
+
+fn warn_skipped(latest: &ckpt::native::Latest) {
+    for s in &latest.skipped {
+        eprintln!(
+            "warning: skipped unreadable checkpoint {}: {}; using {}",
+            s.path.display(),
+            s.reason,
+            latest.path.display()
+        );
     }
 }
 

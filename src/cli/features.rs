@@ -1,0 +1,276 @@
+//! `simclr features`: embeds a folder of images with an exported network
+//! (`model_dir/export/<step>/`, written after every evaluation) and writes
+//! the named intermediates of SPEC §8.6 as `.npy` files: `initial_conv`,
+//! `initial_max_pool`, `block_group1`…`block_group4`, `final_avg_pool`
+//! (also `default`), `proj_head_input`, `proj_head_output`, `logits_sup`.
+
+use crate::ckpt;
+use crate::data::augment::{preprocess_for_eval, AugmentConfig};
+use crate::data::folder::decode_image;
+use crate::ir::{Builder, ElementType, Shape, Tensor};
+use crate::nn::{self, ForwardOptions, ModelConfig, ProjHeadMode, Store};
+use crate::npy::{self, NpyArray, NpyData};
+use crate::pjrt::{Client, ClientOptions, HostArray};
+use crate::train::default_compile_options;
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `simclr features`.
+#[derive(Debug, clap::Args)]
+#[command(rename_all = "snake_case")]
+pub struct FeaturesArgs {
+    /// An export directory (`model_dir/export/<step>`) or a `model_dir`
+    /// (its newest export).
+    #[arg(long)]
+    pub export: PathBuf,
+    /// Folder of JPEG/PNG images (searched recursively, sorted by path).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Output folder: one `<name>.npy` per intermediate plus `files.txt`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Intermediates to write (comma-separated; default: all).
+    #[arg(long)]
+    pub outputs: Option<String>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Path of the PJRT plugin.
+    #[arg(long)]
+    pub pjrt_plugin: Option<PathBuf>,
+}
+
+/// The named intermediates, in output order.
+pub const INTERMEDIATES: [&str; 10] = [
+    "initial_conv",
+    "initial_max_pool",
+    "block_group1",
+    "block_group2",
+    "block_group3",
+    "block_group4",
+    "final_avg_pool",
+    "proj_head_input",
+    "proj_head_output",
+    "logits_sup",
+];
+
+fn find_export(path: &Path) -> Result<PathBuf> {
+    if !ckpt::native::list(path).is_empty()
+        && path.join("checkpoint.json").exists()
+        && !path.join("export").exists()
+    {
+        return Ok(path.to_path_buf());
+    }
+    let root = path.join("export");
+    let newest = std::fs::read_dir(&root)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max();
+    match newest {
+        Some(s) => Ok(root.join(s.to_string())),
+        None if !ckpt::native::list(path).is_empty() => Ok(path.to_path_buf()),
+        None => bail!(
+            "{} is neither an export directory nor a model_dir with exports; run an evaluation first (--mode=train_then_eval)",
+            path.display()
+        ),
+    }
+}
+
+fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the image folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            list_images(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `simclr features`.
+pub fn run(args: &FeaturesArgs) -> Result<()> {
+    let dir = find_export(&args.export)?;
+    let latest = ckpt::native::latest(&dir)?
+        .ok_or_else(|| anyhow!("{} holds no readable checkpoint", dir.display()))?;
+    let c = ckpt::native::load(&latest.path)?;
+    let m = c.meta.get("model").ok_or_else(|| {
+        anyhow!(
+            "{} has no model description; use an export written by simclr run",
+            latest.path.display()
+        )
+    })?;
+    let num = |k: &str| -> Result<u32> {
+        m.get(k)
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| anyhow!("export metadata lacks {k}"))
+    };
+    let cfg = ModelConfig {
+        resnet_depth: num("resnet_depth")?,
+        width_multiplier: num("width_multiplier")?,
+        sk_ratio: m.get("sk_ratio").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        se_ratio: m.get("se_ratio").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        image_size: num("image_size")?,
+        proj_head_mode: m
+            .get("proj_head_mode")
+            .and_then(|v| v.as_str())
+            .unwrap_or("nonlinear")
+            .parse::<ProjHeadMode>()?,
+        num_proj_layers: num("num_proj_layers")?,
+        proj_out_dim: num("proj_out_dim")?,
+        num_classes: num("num_classes")?,
+    };
+    let selector = m
+        .get("ft_proj_selector")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0) as i32;
+    let wanted: Vec<&str> = match &args.outputs {
+        Some(list) => {
+            let v: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            for w in &v {
+                if !INTERMEDIATES.contains(w) && *w != "default" {
+                    bail!(
+                        "--outputs: unknown intermediate '{w}'; choose from {}",
+                        INTERMEDIATES.join(", ")
+                    );
+                }
+            }
+            v
+        }
+        None => INTERMEDIATES.to_vec(),
+    };
+    let mut files = vec![];
+    list_images(&args.images, &mut files)?;
+    if files.is_empty() {
+        bail!("{} holds no .jpg/.jpeg/.png images", args.images.display());
+    }
+    let batch = args.batch.max(1);
+    let s = i64::from(cfg.image_size);
+    let b = Builder::new("features", 1);
+    let x = b.parameter(
+        "images",
+        Shape::new(ElementType::F32, [batch as i64, s, s, 3]),
+    );
+    let mut store = Store::new(&b);
+    let opts = ForwardOptions {
+        ft_proj_selector: selector,
+        ..ForwardOptions::inference()
+    };
+    let o = nn::forward(&mut store, &cfg, &x, &opts)?;
+    let taps: Vec<(&str, Tensor)> = vec![
+        ("initial_conv", o.backbone.initial_conv.clone()),
+        ("initial_max_pool", o.backbone.initial_max_pool.clone()),
+        ("block_group1", o.backbone.block_groups[0].clone()),
+        ("block_group2", o.backbone.block_groups[1].clone()),
+        ("block_group3", o.backbone.block_groups[2].clone()),
+        ("block_group4", o.backbone.block_groups[3].clone()),
+        ("final_avg_pool", o.backbone.final_avg_pool.clone()),
+        ("proj_head_input", o.proj_list[0].clone()),
+        ("proj_head_output", o.proj_head_output.clone()),
+        ("logits_sup", o.logits_sup.clone()),
+    ];
+    let chosen: Vec<(&str, Tensor)> = taps
+        .into_iter()
+        .filter(|(n, _)| {
+            wanted.contains(n) || (*n == "final_avg_pool" && wanted.contains(&"default"))
+        })
+        .collect();
+    let refs: Vec<&Tensor> = chosen.iter().map(|(_, t)| t).collect();
+    let module = b.build(&refs)?;
+    let vars = store.variables().to_vec();
+    let mut copts = ClientOptions::from_env();
+    copts.cpu_device_count = Some(1);
+    let client = Client::discover(args.pjrt_plugin.as_deref(), false, &copts)?;
+    let exe = client.compile(&module.to_proto(), &default_compile_options(&client, 1))?;
+    let device = client
+        .devices()
+        .first()
+        .ok_or_else(|| anyhow!("the plugin has no device"))?
+        .clone();
+    let mut weights = Vec::with_capacity(vars.len());
+    for v in &vars {
+        let t = c.tensors.get(&v.name).ok_or_else(|| {
+            anyhow!(
+                "{} lacks {}; was it exported from a different model?",
+                latest.path.display(),
+                v.name
+            )
+        })?;
+        let a = super::run::from_ckpt(&v.name, t)?;
+        if a.dims != v.shape.dims {
+            bail!(
+                "{}: export holds {:?}, the model needs {:?}",
+                v.name,
+                a.dims,
+                v.shape.dims
+            );
+        }
+        weights.push(client.buffer_from_host(&a, &device)?);
+    }
+    let aug = AugmentConfig::finetune(cfg.image_size as usize);
+    let mut outs: Vec<Vec<f32>> = vec![vec![]; chosen.len()];
+    let mut shapes: Vec<Vec<usize>> = vec![vec![]; chosen.len()];
+    for chunk in files.chunks(batch) {
+        let mut pixels = Vec::with_capacity(batch * (s * s * 3) as usize);
+        for f in chunk {
+            let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let img = decode_image(&bytes, &f.display().to_string())?;
+            pixels.extend(preprocess_for_eval(&img, &aug)?.data);
+        }
+        pixels.resize(batch * (s * s * 3) as usize, 0.0);
+        let input = client.buffer_from_host(
+            &HostArray::from_f32(&[batch as i64, s, s, 3], &pixels)?,
+            &device,
+        )?;
+        let mut args_list = vec![&input];
+        args_list.extend(weights.iter());
+        let result = exe.execute(&[args_list])?;
+        for (k, buf) in result[0].iter().enumerate() {
+            let h = buf.to_host()?;
+            let per = h.dims.iter().skip(1).product::<i64>() as usize;
+            shapes[k] = h.dims.iter().skip(1).map(|&d| d as usize).collect();
+            outs[k].extend_from_slice(&h.to_f32()?[..chunk.len() * per]);
+        }
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for (k, (name, _)) in chosen.iter().enumerate() {
+        let mut shape = vec![files.len()];
+        shape.extend(&shapes[k]);
+        let arr = NpyArray::new(shape, NpyData::F32(std::mem::take(&mut outs[k])))?;
+        npy::write(args.out.join(format!("{name}.npy")), &arr)?;
+        if *name == "final_avg_pool" && wanted.contains(&"default") {
+            npy::write(args.out.join("default.npy"), &arr)?;
+        }
+    }
+    let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+    std::fs::write(args.out.join("files.txt"), list)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "simclr features: {} images through {} → {} ({})",
+        files.len(),
+        latest.path.display(),
+        args.out.display(),
+        chosen
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
