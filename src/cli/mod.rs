@@ -6,7 +6,9 @@ use clap::Parser;
 
 pub mod ckpt;
 pub mod devices;
+pub mod export_hlo;
 pub mod flags;
+pub mod inspect;
 pub mod run;
 
 /// SimCLR as an XLA compiler frontend.
@@ -20,6 +22,12 @@ pub enum Cli {
     /// Train or evaluate, with the flags of the original run.py
     /// (`simclr run --help` lists them).
     Run(run::RunArgs),
+    /// Export the HLO of every step program with XLA's optimized module,
+    /// costs, memory and parameters: `export_hlo --out DIR <run flags>`.
+    #[command(name = "export_hlo")]
+    ExportHlo(export_hlo::ExportArgs),
+    /// Build a static HTML report of an export: `inspect DIR [--out REPORT_DIR]`.
+    Inspect(inspect::InspectArgs),
 }
 
 impl Cli {
@@ -29,6 +37,8 @@ impl Cli {
             Cli::Devices(args) => devices::run(&args, &mut std::io::stdout().lock()),
             Cli::Ckpt(args) => ckpt::run(&args, &mut std::io::stdout().lock()),
             Cli::Run(args) => run::run(&args),
+            Cli::ExportHlo(args) => export_hlo::run(&args),
+            Cli::Inspect(args) => inspect::run(&args, &mut std::io::stdout().lock()),
         }
     }
 }
