@@ -46,14 +46,26 @@ fn analytic_forward_conv_flops(module_pb: &Path) -> (f64, usize) {
         entry.instructions.iter().map(|i| (i.id, i)).collect();
     let (mut flops, mut count) = (0.0, 0);
     for i in &entry.instructions {
-        let op_name = i.metadata.as_ref().map(|m| m.op_name.as_str()).unwrap_or("");
+        let op_name = i
+            .metadata
+            .as_ref()
+            .map(|m| m.op_name.as_str())
+            .unwrap_or("");
         if i.opcode != "convolution" || op_name.starts_with("gradients/") {
             continue;
         }
         let d = i.convolution_dimension_numbers.as_ref().expect("conv dims");
         let out = &i.shape.as_ref().expect("shape").dimensions;
-        let lhs = &by_id[&i.operand_ids[0]].shape.as_ref().expect("lhs").dimensions;
-        let rhs = &by_id[&i.operand_ids[1]].shape.as_ref().expect("rhs").dimensions;
+        let lhs = &by_id[&i.operand_ids[0]]
+            .shape
+            .as_ref()
+            .expect("lhs")
+            .dimensions;
+        let rhs = &by_id[&i.operand_ids[1]]
+            .shape
+            .as_ref()
+            .expect("rhs")
+            .dimensions;
         let n = out[d.output_batch_dimension as usize] as f64;
         let cout = out[d.output_feature_dimension as usize] as f64;
         let ho_wo: f64 = d
@@ -153,9 +165,9 @@ fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable
         "{stem}"
     );
     let params = json(&out.join("pretrain/params.json"));
-    assert!(params.as_array().is_some_and(|a| a
-        .iter()
-        .any(|r| r["rule"] == "momentum (LARS-excluded)")));
+    assert!(params
+        .as_array()
+        .is_some_and(|a| a.iter().any(|r| r["rule"] == "momentum (LARS-excluded)")));
 
     // Forward-convolution FLOPs of the optimized module = analytic count.
     for p in &names {
@@ -167,7 +179,7 @@ fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable
             .as_array()
             .expect("by_opcode")
             .iter()
-            .filter(|o| o["opcode"] == "convolution" && o["backward"] == false)
+            .filter(|o| o["opcode"] == "convolution" && o["pass"] == "forward")
             .map(|o| o["flops"].as_f64().unwrap_or(0.0))
             .sum();
         assert!(
@@ -175,7 +187,10 @@ fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable
             "{p}: forward convolution FLOPs {got} in cost.json, analytic {want} over {convs} convolutions"
         );
         let total = cost["totals"]["flops"].as_f64().unwrap_or(0.0);
-        assert!(total > want, "{p}: total FLOPs {total} ≤ forward convs {want}");
+        assert!(
+            total > want,
+            "{p}: total FLOPs {total} ≤ forward convs {want}"
+        );
         let layers = cost["layers"].as_array().expect("layers");
         let bg2 = layers
             .iter()
@@ -251,16 +266,19 @@ fn a_configuration_too_large_for_memory_exports_without_xla_and_reports_what_it_
         .filter(|r| r["trainable"] == true && !r["name"].as_str().unwrap_or("").starts_with("head"))
         .map(|r| r["elements"].as_f64().unwrap_or(0.0))
         .sum();
-    assert!((params / 1e6 - 795.0).abs() < 5.0, "backbone parameters {params}");
+    assert!(
+        (params / 1e6 - 795.0).abs() < 5.0,
+        "backbone parameters {params}"
+    );
     assert!(gib("parameter_bytes") > 2.9, "{e}");
     assert!(gib("optimizer_state_bytes") > 2.9, "{e}");
     // 2 views × 4096 images of 224² × 3 floats.
-    assert_eq!(e["input_bytes"].as_u64(), Some(2 * 4096 * 224 * 224 * 3 * 4 + 4096 * 4));
-    assert!(gib("activation_peak_bytes") > 1000.0, "{e}");
-    assert!(
-        gib("total_bytes") > gib("activation_peak_bytes"),
-        "{e}"
+    assert_eq!(
+        e["input_bytes"].as_u64(),
+        Some(2 * 4096 * 224 * 224 * 3 * 4 + 4096 * 4)
     );
+    assert!(gib("activation_peak_bytes") > 1000.0, "{e}");
+    assert!(gib("total_bytes") > gib("activation_peak_bytes"), "{e}");
     let entry = &index.programs[0];
     assert_eq!(entry.status, "not_compiled");
     assert!(entry.memory_bytes as f64 > 1000.0 * (1u64 << 30) as f64);

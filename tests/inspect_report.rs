@@ -64,19 +64,14 @@ fn report_search_finds_layers_and_parameters_in_headless_chromium_without_consol
         assert!(page.contains(want), "pretrain.html lacks {want:?}");
     }
 
-    // A parameter of block_group3 by its full name.
-    let params: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("pretrain/params.json")).expect("params"),
-    )
-    .expect("json");
-    let param = params
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .find(|n| n.contains("block_group3") && n.ends_with("kernel"))
-        .expect("a block_group3 kernel")
-        .to_string();
+    // A convolution kernel of block_group3 (TF1 names are flat:
+    // conv2d_14 is a convolution of block_group3/block1).
+    let param = "base_model/conv2d_14/kernel".to_string();
+    let params = std::fs::read_to_string(out.join("pretrain/params.tsv")).expect("params");
+    assert!(
+        params.contains(&format!("{param}\t")),
+        "{param} not in params.tsv"
+    );
 
     let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/browser/run");
     let o = Command::new(&tool)
@@ -95,9 +90,22 @@ fn report_search_finds_layers_and_parameters_in_headless_chromium_without_consol
     let r: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("browser check output is not JSON ({e}):\n{stdout}\n{stderr}"));
     assert_eq!(r["index_loaded"], true, "{r}");
-    assert!(r["console"].as_array().is_some_and(|c| c.iter().all(|e| e["level"] != "SEVERE")), "{r}");
-    assert!(r["queries"]["block_group3"]["results"].as_u64().unwrap_or(0) > 0, "{r}");
-    let first = r["queries"][param.as_str()]["first"].as_array().expect("titles");
+    assert!(
+        r["console"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|e| e["level"] != "SEVERE")),
+        "{r}"
+    );
+    assert!(
+        r["queries"]["block_group3"]["results"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{r}"
+    );
+    let first = r["queries"][param.as_str()]["first"]
+        .as_array()
+        .expect("titles");
     assert!(
         first.iter().any(|t| t == param.as_str()),
         "searching {param} does not list it first: {r}"

@@ -162,7 +162,10 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     };
     let eval_n = flags.eval_batch_size / replicas as i64;
     if eval_n < 1 {
-        bail!("--eval_batch_size={} gives no example per replica", flags.eval_batch_size);
+        bail!(
+            "--eval_batch_size={} gives no example per replica",
+            flags.eval_batch_size
+        );
     }
     let mut programs = Vec::new();
     for name in [train_name, "eval"] {

@@ -22,7 +22,8 @@
 //! layers; its bytes go to the fusion's layer. The layer of an instruction
 //! is the scope of its `metadata.op_name` (the name without the last
 //! component); gradient ops (`gradients/<forward scope>/…`) count towards
-//! the forward layer, as backward work.
+//! the forward layer, as backward work. Instructions XLA creates without
+//! metadata are `unattributed`, in the layer `(unscoped)`.
 //!
 //! Not here: timings (XLA's cost model per backend), and `while` trip
 //! counts (a loop body counts once).
@@ -50,6 +51,30 @@ impl std::ops::AddAssign for Cost {
     }
 }
 
+/// Which pass of the step an instruction belongs to, by its `op_name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pass {
+    /// Forward (and loss, optimizer, everything not under `gradients/`).
+    Forward,
+    /// Gradient ops (`gradients/…`).
+    Backward,
+    /// No `op_name`: instructions XLA created without metadata (for
+    /// example the weight-gradient convolutions it rewrites).
+    Unattributed,
+}
+
+impl Pass {
+    /// `forward`, `backward` or `unattributed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+            Pass::Unattributed => "unattributed",
+        }
+    }
+}
+
 /// One instruction with its cost; fusions and calls carry their members.
 #[derive(Clone, Debug, Serialize)]
 pub struct InstrCost {
@@ -65,8 +90,8 @@ pub struct InstrCost {
     pub op_name: String,
     /// The layer: the forward scope of `op_name` (see the module docs).
     pub layer: String,
-    /// Whether `op_name` is under `gradients/`.
-    pub backward: bool,
+    /// Forward, backward (`op_name` under `gradients/`) or unattributed.
+    pub pass: Pass,
     /// FLOPs and transcendentals of this instruction including its members;
     /// bytes accessed of this instruction alone.
     pub cost: Cost,
@@ -87,6 +112,8 @@ pub struct LayerCost {
     pub forward_flops: f64,
     /// FLOPs of gradient ops.
     pub backward_flops: f64,
+    /// FLOPs of instructions without metadata.
+    pub unattributed_flops: f64,
     /// Instructions counted (fusion members included, fusions themselves not).
     pub instructions: usize,
 }
@@ -96,8 +123,8 @@ pub struct LayerCost {
 pub struct OpcodeCost {
     /// HLO opcode.
     pub opcode: String,
-    /// Whether these are gradient ops.
-    pub backward: bool,
+    /// Forward, backward or unattributed.
+    pub pass: Pass,
     /// Number of instructions.
     pub count: usize,
     /// Their FLOPs.
@@ -171,10 +198,14 @@ pub fn shape_text(s: &ShapeProto) -> String {
 /// The layer of an `op_name` and whether it is a gradient op:
 /// `gradients/base_model/conv2d/convolution` → (`base_model/conv2d`, true).
 pub fn layer_of(op_name: &str) -> (String, bool) {
-    let (rest, backward) = match op_name.strip_prefix("gradients/") {
-        Some(r) => (r, true),
-        None => (op_name, false),
-    };
+    let mut rest = op_name;
+    let mut backward = false;
+    // The step builds gradients under `gradients/`, and autodiff scopes each
+    // gradient op as `gradients/<forward scope>` inside it.
+    while let Some(r) = rest.strip_prefix("gradients/") {
+        rest = r;
+        backward = true;
+    }
     let scope = rest.rsplit_once('/').map(|(s, _)| s).unwrap_or("");
     let scope = if scope.is_empty() { UNSCOPED } else { scope };
     (scope.to_string(), backward)
@@ -350,14 +381,22 @@ impl<'a> Ctx<'a> {
             .as_ref()
             .map(|m| m.op_name.clone())
             .unwrap_or_default();
-        let (layer, backward) = if op_name.is_empty() {
+        let (layer, pass) = if op_name.is_empty() {
             // A fusion without metadata takes the layer of its root member.
             members
                 .last()
-                .map(|m: &InstrCost| (m.layer.clone(), m.backward))
-                .unwrap_or_else(|| (UNSCOPED.to_string(), false))
+                .map(|m: &InstrCost| (m.layer.clone(), m.pass))
+                .unwrap_or_else(|| (UNSCOPED.to_string(), Pass::Unattributed))
         } else {
-            layer_of(&op_name)
+            let (l, backward) = layer_of(&op_name);
+            (
+                l,
+                if backward {
+                    Pass::Backward
+                } else {
+                    Pass::Forward
+                },
+            )
         };
         InstrCost {
             id: i.id,
@@ -366,7 +405,7 @@ impl<'a> Ctx<'a> {
             shape: shape_text(shape),
             op_name,
             layer,
-            backward,
+            pass,
             cost,
             members,
         }
@@ -387,7 +426,7 @@ fn entry(m: &HloModuleProto) -> Option<&HloComputationProto> {
 
 fn add_leaf(
     layers: &mut BTreeMap<String, LayerCost>,
-    ops: &mut BTreeMap<(String, bool), OpcodeCost>,
+    ops: &mut BTreeMap<(String, Pass), OpcodeCost>,
     i: &InstrCost,
 ) {
     let mut self_cost = i.cost;
@@ -395,15 +434,15 @@ fn add_leaf(
         // Members carry the compute; the fusion itself carries the bytes.
         self_cost.flops = 0.0;
         self_cost.transcendentals = 0.0;
-        for m in &i.members {
+        for m in i.members.iter().filter(|m| m.opcode != "parameter") {
             add_leaf(layers, ops, m);
         }
     } else {
         let o = ops
-            .entry((i.opcode.clone(), i.backward))
+            .entry((i.opcode.clone(), i.pass))
             .or_insert_with(|| OpcodeCost {
                 opcode: i.opcode.clone(),
-                backward: i.backward,
+                pass: i.pass,
                 ..OpcodeCost::default()
             });
         o.count += 1;
@@ -419,10 +458,10 @@ fn add_leaf(
             ..LayerCost::default()
         });
         l.total += self_cost;
-        if i.backward {
-            l.backward_flops += self_cost.flops;
-        } else {
-            l.forward_flops += self_cost.flops;
+        match i.pass {
+            Pass::Forward => l.forward_flops += self_cost.flops,
+            Pass::Backward => l.backward_flops += self_cost.flops,
+            Pass::Unattributed => l.unattributed_flops += self_cost.flops,
         }
         if i.members.is_empty() {
             l.instructions += 1;
@@ -466,7 +505,7 @@ mod tests {
     #[test]
     fn layer_of_strips_gradients_and_the_opcode() {
         assert_eq!(
-            layer_of("gradients/base_model/conv2d/convolution"),
+            layer_of("gradients/gradients/base_model/conv2d/convolution"),
             ("base_model/conv2d".to_string(), true)
         );
         assert_eq!(layer_of("add"), (UNSCOPED.to_string(), false));

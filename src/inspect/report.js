@@ -145,6 +145,7 @@
   function render() {
     var q = input.value;
     list.textContent = '';
+    list.setAttribute('data-query', q);
     if (!q.trim()) { status.textContent = ''; return; }
     var hits = search(data, q);
     status.textContent = hits.length + (hits.length === 1 ? ' result' : ' results') +

@@ -292,7 +292,7 @@ fn memory_section(mem: &serde_json::Value) -> String {
 fn layers_section(c: &ModuleCost, leaves: &BTreeMap<String, (usize, usize)>) -> String {
     let mut b = String::from(
         "<h2 id=\"layers\">FLOPs and bytes by layer</h2>\n<p>Every scope prefix; gradient ops \
-count towards their forward layer. Click a header to sort.</p>\n\
+count towards their forward layer; instructions XLA made without metadata are under (unscoped). Click a header to sort.</p>\n\
 <table class=\"sortable\"><thead><tr><th>layer</th><th>depth</th><th>forward FLOPs</th><th>backward FLOPs</th>\
 <th>FLOPs</th><th>transcendentals</th><th>bytes accessed</th><th>instructions</th></tr></thead><tbody>\n",
     );
@@ -303,6 +303,7 @@ count towards their forward layer. Click a header to sort.</p>\n\
             total,
             forward_flops,
             backward_flops,
+            unattributed_flops: _,
             instructions,
         } = l;
         let name = if leaves.contains_key(layer) {
@@ -331,7 +332,7 @@ count towards their forward layer. Click a header to sort.</p>\n\
             b,
             "<tr><td>{}</td><td>{}</td>{}{}{}</tr>",
             esc(&o.opcode),
-            if o.backward { "backward" } else { "forward" },
+            o.pass.name(),
             num(o.count as f64, o.count.to_string()),
             num(o.flops, si(o.flops)),
             num(o.transcendentals, si(o.transcendentals)),
@@ -471,7 +472,10 @@ fn program_page(p: &Program) -> (String, BTreeMap<String, (usize, usize)>) {
         esc(&p.entry.status)
     );
     b.push_str("<table><thead><tr><th>module</th><th>FLOPs</th><th>transcendentals</th><th>bytes accessed</th></tr></thead><tbody>\n");
-    for (label, c) in [("before optimization", Some(&p.before)), ("after optimization", p.after.as_ref())] {
+    for (label, c) in [
+        ("before optimization", Some(&p.before)),
+        ("after optimization", p.after.as_ref()),
+    ] {
         if let Some(c) = c {
             let t = c.totals;
             let _ = writeln!(

@@ -187,8 +187,12 @@ mod tests {
             "",
             "base_model/conv2d",
         );
-        let j: serde_json::Value = serde_json::from_str(&s.to_json().expect("json")).expect("parse");
+        let j: serde_json::Value =
+            serde_json::from_str(&s.to_json().expect("json")).expect("parse");
         let root = &j["index"]["index"]["name"]["root"];
-        assert!(root["k"]["e"]["r"]["n"]["e"]["l"]["docs"]["0"].is_object(), "{root}");
+        assert!(
+            root["k"]["e"]["r"]["n"]["e"]["l"]["docs"]["0"].is_object(),
+            "{root}"
+        );
     }
 }

@@ -69,17 +69,20 @@ def main(argv):
         )
         box = driver.find_element(By.ID, "search")
         for q in queries:
-            box.clear()
             box.send_keys(Keys.CONTROL, "a")
             box.send_keys(Keys.DELETE)
             box.send_keys(q)
             items = []
             deadline = time.time() + 20
             while time.time() < deadline:
+                # The page marks the list with the query it answers.
+                done = driver.find_element(By.ID, "results").get_attribute("data-query") == q
                 items = driver.find_elements(By.CSS_SELECTOR, "#results li.result a")
-                if items:
+                if done and items:
                     break
                 time.sleep(0.1)
+            if driver.find_element(By.ID, "results").get_attribute("data-query") != q:
+                items = []
             status = driver.find_element(By.ID, "search-status").text
             titles = [i.text for i in items[:10]]
             result["queries"][q] = {"results": len(items), "status": status, "first": titles}
