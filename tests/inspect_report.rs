@@ -64,7 +64,7 @@ fn report_search_finds_layers_and_parameters_in_headless_chromium_without_consol
         assert!(page.contains(want), "pretrain.html lacks {want:?}");
     }
 
-    // A convolution kernel of block_group3 (TF1 names are flat:
+    // A convolution kernel of block_group3 (TF1 variable names are flat;
     // conv2d_14 is a convolution of block_group3/block1).
     let param = "base_model/conv2d_14/kernel".to_string();
     let params = std::fs::read_to_string(out.join("pretrain/params.tsv")).expect("params");

@@ -52,10 +52,11 @@ impl std::ops::AddAssign for Cost {
 }
 
 /// Which pass of the step an instruction belongs to, by its `op_name`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pass {
     /// Forward (and loss, optimizer, everything not under `gradients/`).
+    #[default]
     Forward,
     /// Gradient ops (`gradients/…`).
     Backward,

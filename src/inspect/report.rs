@@ -520,7 +520,7 @@ fn program_page(p: &Program) -> (String, BTreeMap<String, (usize, usize)>) {
 
 fn index_program(s: &mut SearchIndex, p: &Program, leaves: &BTreeMap<String, (usize, usize)>) {
     let prog = &p.entry.name;
-    let url = |frag: String| format!("{}.html#{frag}", prog);
+    let url = |frag: String| format!("{prog}.html#{frag}");
     for i in &p.before.instructions {
         s.add(
             Doc {
