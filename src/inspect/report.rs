@@ -184,9 +184,9 @@ fn load(dir: &Path, entry: &ProgramEntry) -> Result<Program, Error> {
 
 fn index_page(index: &ExportIndex, programs: &[Program]) -> String {
     let mut b = String::new();
-    let _ = write!(
+    let _ = writeln!(
         b,
-        "<p>Exported by simclr {} for {} replica(s){}; dataset {}.</p>\n",
+        "<p>Exported by simclr {} for {} replica(s){}; dataset {}.</p>",
         esc(&index.simclr_version),
         index.replicas,
         index
@@ -230,9 +230,9 @@ fn index_page(index: &ExportIndex, programs: &[Program]) -> String {
             );
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         b,
-        "<details><summary>flags</summary><pre>{}</pre></details>\n",
+        "<details><summary>flags</summary><pre>{}</pre></details>",
         esc(&serde_json::to_string_pretty(&index.flags).unwrap_or_default())
     );
     b
