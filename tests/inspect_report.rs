@@ -111,3 +111,36 @@ fn report_search_finds_layers_and_parameters_in_headless_chromium_without_consol
         "searching {param} does not list it first: {r}"
     );
 }
+
+#[test]
+fn a_report_of_an_uncompiled_export_shows_the_unoptimized_module_and_the_estimate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("export");
+    let args: Vec<String> = [
+        "--out",
+        &out.display().to_string(),
+        "--no_compile",
+        "--train_mode=finetune",
+        "--image_size=32",
+        "--resnet_depth=18",
+        "--train_batch_size=4",
+        "--eval_batch_size=4",
+        "--dataset=cifar10",
+        &format!("--data_dir={}", tmp.path().display()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cmd = ExportCommand::parse(&args).expect("flags");
+    export(&cmd, &mut std::io::sink()).unwrap_or_else(|e| panic!("export failed: {e:#}"));
+    let report_dir = tmp.path().join("report");
+    let summary = report::build(&out, &report_dir).expect("report builds");
+    assert_eq!(summary.programs, 2);
+    let page = std::fs::read_to_string(report_dir.join("finetune.html")).expect("page");
+    assert!(page.contains("No optimized module"), "finetune.html");
+    assert!(
+        page.contains(">estimate<"),
+        "finetune.html shows the estimate"
+    );
+    assert!(page.contains("not optimized") || page.contains("not trainable"));
+}
