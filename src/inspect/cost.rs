@@ -7,7 +7,9 @@
 //! * **FLOPs**: `dot` 2·(result elements)·(contracted size); `convolution`
 //!   2·(result elements)·(kernel spatial taps)·(kernel input features), i.e.
 //!   2·N·Ho·Wo·Cout·kh·kw·Cin/groups, counting every tap of a dense
-//!   implementation (taps on padding and dilation holes included);
+//!   implementation (taps on padding and dilation holes included; XLA's
+//!   own per-program analysis counts only taps on real input, so it reports
+//!   fewer FLOPs for padded and dilated convolutions);
 //!   elementwise arithmetic one per result element; `reduce` one per input
 //!   element; `reduce-window` one per window tap; `select-and-scatter` one
 //!   per window tap plus one per source element.
