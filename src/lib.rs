@@ -12,6 +12,7 @@ pub mod ad;
 pub mod ckpt;
 pub mod cli;
 pub mod data;
+pub mod inspect;
 pub mod interp;
 pub mod ir;
 pub mod nn;

@@ -55,8 +55,10 @@ fn golden_programs_print_as_in_hlo_dir() {
     for (name, build) in golden::programs() {
         let module =
             build().unwrap_or_else(|e| panic!("golden program {name} does not build: {e}"));
-        let text = golden::golden_text(&module).expect("printable");
-        let bytes = prost::Message::encode_to_vec(&golden::golden_proto(&module));
+        // The same function writes `module.hlo.txt`/`module.pb` in
+        // `simclr export_hlo`, with source positions kept.
+        let golden::Artifacts { text, bytes, .. } =
+            golden::artifacts(&module, false).expect("printable");
         let hlo_path = dir.join(format!("{name}.hlo"));
         let pb_path = dir.join(format!("{name}.pb"));
         if bless() {

@@ -6,8 +6,10 @@ use clap::Parser;
 
 pub mod ckpt;
 pub mod devices;
+pub mod export_hlo;
 pub mod features;
 pub mod flags;
+pub mod inspect;
 pub mod probe;
 pub mod run;
 
@@ -28,6 +30,12 @@ pub enum Cli {
     /// Embed a folder of images with an exported network into `.npy` files
     /// of its named intermediates.
     Features(features::FeaturesArgs),
+    /// Export the HLO of every step program with XLA's optimized module,
+    /// costs, memory and parameters: `export_hlo --out DIR <run flags>`.
+    #[command(name = "export_hlo")]
+    ExportHlo(export_hlo::ExportArgs),
+    /// Build a static HTML report of an export: `inspect DIR [--out REPORT_DIR]`.
+    Inspect(inspect::InspectArgs),
 }
 
 impl Cli {
@@ -39,6 +47,8 @@ impl Cli {
             Cli::Run(args) => run::run(&args),
             Cli::Probe(args) => probe::run(&args),
             Cli::Features(args) => features::run(&args),
+            Cli::ExportHlo(args) => export_hlo::run(&args),
+            Cli::Inspect(args) => inspect::run(&args, &mut std::io::stdout().lock()),
         }
     }
 }

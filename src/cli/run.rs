@@ -132,6 +132,34 @@ pub fn step_config(
     Ok(step)
 }
 
+/// The PJRT client the flags select (`--pjrt_plugin`, `--use_tpu`,
+/// `--cpu_device_count`, then discovery) and the replicas to use
+/// (`--num_replicas`, or every device).
+///
+/// # Errors
+/// A missing plugin, or `--num_replicas` outside `1..=devices`.
+pub fn client_and_replicas(flags: &RunFlags) -> Result<(Client, usize)> {
+    let mut opts = ClientOptions::from_env();
+    if flags.cpu_device_count > 0 {
+        opts.cpu_device_count = Some(usize::try_from(flags.cpu_device_count)?);
+    }
+    let plugin = flags.pjrt_plugin.as_deref().map(Path::new);
+    let client = Client::discover(plugin, flags.use_tpu, &opts)?;
+    let devices = client.devices().len();
+    let replicas = if flags.num_replicas > 0 {
+        usize::try_from(flags.num_replicas)?
+    } else {
+        devices
+    };
+    if replicas > devices || replicas == 0 {
+        bail!(
+            "--num_replicas={replicas} but the {} plugin has {devices} device(s); pass --num_replicas between 1 and {devices}",
+            client.platform_name()
+        );
+    }
+    Ok((client, replicas))
+}
+
 fn model_config(f: &RunFlags) -> Result<ModelConfig> {
     let cfg = ModelConfig {
         resnet_depth: u32::try_from(f.resnet_depth)?,
@@ -178,24 +206,7 @@ impl Run {
     /// configuration from the flags, refusing bad combinations before
     /// anything is compiled.
     pub fn new(flags: RunFlags) -> Result<Run> {
-        let mut opts = ClientOptions::from_env();
-        if flags.cpu_device_count > 0 {
-            opts.cpu_device_count = Some(usize::try_from(flags.cpu_device_count)?);
-        }
-        let plugin = flags.pjrt_plugin.as_deref().map(Path::new);
-        let client = Client::discover(plugin, flags.use_tpu, &opts)?;
-        let devices = client.devices().len();
-        let replicas = if flags.num_replicas > 0 {
-            usize::try_from(flags.num_replicas)?
-        } else {
-            devices
-        };
-        if replicas > devices || replicas == 0 {
-            bail!(
-                "--num_replicas={replicas} but the {} plugin has {devices} device(s); pass --num_replicas between 1 and {devices}",
-                client.platform_name()
-            );
-        }
+        let (client, replicas) = client_and_replicas(&flags)?;
         flags.validate(replicas).map_err(|e| anyhow!("{e}"))?;
         let model_dir = PathBuf::from(flags.model_dir.as_deref().ok_or_else(|| {
             anyhow!("--model_dir is required: checkpoints, summaries and results go there")
@@ -772,7 +783,7 @@ fn warn_skipped(latest: &ckpt::native::Latest) {
 /// The k-NN monitor's compiled eval program, memory bank and queries.
 type KnnCache = (Compiled, Arc<dyn Dataset>, Arc<dyn Dataset>);
 
-fn open(f: &RunFlags, split: &str) -> Result<Box<dyn Dataset>> {
+pub(crate) fn open(f: &RunFlags, split: &str) -> Result<Box<dyn Dataset>> {
     let bad = if f.skip_bad_images {
         BadImages::Skip
     } else {

@@ -146,6 +146,49 @@ pub fn programs() -> Vec<(&'static str, Program)> {
     ]
 }
 
+/// A module as it is written to files: the lowered proto, its serialized
+/// bytes and its HLO text. The golden files (`hlo/<name>.{hlo,pb}`) and
+/// `simclr export_hlo` (`module.hlo.txt`, `module.pb`) both come from here,
+/// so what the golden test checks is what users export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Artifacts {
+    /// The lowered module.
+    pub proto: proto::HloModuleProto,
+    /// `proto` serialized (what PJRT compiles).
+    pub bytes: Vec<u8>,
+    /// `proto` printed in XLA's text syntax, with the module's replica count.
+    pub text: String,
+}
+
+/// Lowers and prints `m`. With `source_positions` false, `source_file` and
+/// `source_line` are cleared from every instruction's metadata (golden
+/// files must not change when code moves); the op type and scoped op name
+/// stay either way.
+///
+/// # Errors
+/// Those of [`super::to_text_with`] (none for a built module).
+pub fn artifacts(m: &Module, source_positions: bool) -> Result<Artifacts, Error> {
+    let p = if source_positions {
+        m.to_proto()
+    } else {
+        golden_proto(m)
+    };
+    let text = to_text_with(
+        &p,
+        &PrintOptions {
+            replica_count: m.num_replicas,
+            source_positions,
+            ..PrintOptions::default()
+        },
+    )?;
+    let bytes = prost::Message::encode_to_vec(&p);
+    Ok(Artifacts {
+        proto: p,
+        bytes,
+        text,
+    })
+}
+
 /// The module's proto with source positions cleared from metadata, so the
 /// golden files do not depend on where the program's code sits.
 pub fn golden_proto(m: &Module) -> proto::HloModuleProto {
@@ -161,17 +204,10 @@ pub fn golden_proto(m: &Module) -> proto::HloModuleProto {
     p
 }
 
-/// The golden text of a module: [`golden_proto`] printed with the module's
-/// replica count.
+/// The golden text of a module: [`artifacts`] without source positions.
 ///
 /// # Errors
 /// Those of [`super::to_text_with`] (none for a built module).
 pub fn golden_text(m: &Module) -> Result<String, Error> {
-    to_text_with(
-        &golden_proto(m),
-        &PrintOptions {
-            replica_count: m.num_replicas,
-            ..PrintOptions::default()
-        },
-    )
+    artifacts(m, false).map(|a| a.text)
 }

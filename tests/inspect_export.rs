@@ -1,0 +1,361 @@
+//! `simclr export_hlo` on the CPU plugin: the CIFAR ResNet-18 pretraining
+//! step exports every file, its forward-convolution FLOPs equal the
+//! analytic count 2·N·Ho·Wo·Cout·kh·kw·Cin taken from the convolutions'
+//! shapes, and XLA's parser accepts the optimized HLO text we print; an
+//! R152-3×+SK configuration far too large for memory still exports without
+//! XLA and reports the memory it would need.
+
+use simclr::cli::export_hlo::{export, ExportCommand};
+use simclr::inspect::ExportIndex;
+use simclr::ir::from_proto_bytes;
+use simclr::proto::HloInstructionProto;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn export_with(out: &Path, data: &Path, flags: &[&str]) -> ExportIndex {
+    let mut args = vec![
+        "--out".to_string(),
+        out.display().to_string(),
+        format!("--data_dir={}", data.display()),
+    ];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    let cmd = ExportCommand::parse(&args).unwrap_or_else(|e| panic!("flags {args:?}: {e}"));
+    let mut log = Vec::new();
+    let index = export(&cmd, &mut log).unwrap_or_else(|e| panic!("export {args:?} failed: {e:#}"));
+    eprintln!("{}", String::from_utf8_lossy(&log));
+    index
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let s = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// 2·N·Ho·Wo·Cout·kh·kw·(Cin/groups) of each convolution of the entry
+/// computation that is not under `gradients/`, from its shapes, by the
+/// convolution's layer (its `op_name` without the last component).
+fn analytic_forward_conv_flops(module_pb: &Path) -> BTreeMap<String, f64> {
+    let bytes = std::fs::read(module_pb).expect("module.pb");
+    let m = from_proto_bytes(&bytes).expect("decodes");
+    let entry = m
+        .computations
+        .iter()
+        .find(|c| c.id == m.entry_computation_id)
+        .expect("entry");
+    let by_id: HashMap<i64, &HloInstructionProto> =
+        entry.instructions.iter().map(|i| (i.id, i)).collect();
+    let mut flops = BTreeMap::new();
+    for i in &entry.instructions {
+        let op_name = i
+            .metadata
+            .as_ref()
+            .map(|m| m.op_name.as_str())
+            .unwrap_or("");
+        if i.opcode != "convolution" || op_name.starts_with("gradients/") {
+            continue;
+        }
+        let d = i.convolution_dimension_numbers.as_ref().expect("conv dims");
+        let out = &i.shape.as_ref().expect("shape").dimensions;
+        let lhs = &by_id[&i.operand_ids[0]]
+            .shape
+            .as_ref()
+            .expect("lhs")
+            .dimensions;
+        let rhs = &by_id[&i.operand_ids[1]]
+            .shape
+            .as_ref()
+            .expect("rhs")
+            .dimensions;
+        let n = out[d.output_batch_dimension as usize] as f64;
+        let cout = out[d.output_feature_dimension as usize] as f64;
+        let ho_wo: f64 = d
+            .output_spatial_dimensions
+            .iter()
+            .map(|&k| out[k as usize] as f64)
+            .product();
+        let kh_kw: f64 = d
+            .kernel_spatial_dimensions
+            .iter()
+            .map(|&k| rhs[k as usize] as f64)
+            .product();
+        let groups = i.feature_group_count.max(1) as f64;
+        let cin = lhs[d.input_feature_dimension as usize] as f64 / groups;
+        let layer = op_name.rsplit_once('/').map(|(l, _)| l).unwrap_or("");
+        *flops.entry(layer.to_string()).or_insert(0.0) += 2.0 * n * ho_wo * cout * kh_kw * cin;
+    }
+    flops
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable_optimized_hlo() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("export");
+    let data = tmp.path().join("no-data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let index = export_with(
+        &out,
+        &data,
+        &[
+            "--train_batch_size=8",
+            "--eval_batch_size=8",
+            "--image_size=32",
+            "--resnet_depth=18",
+            "--dataset=cifar10",
+            "--num_replicas=2",
+            "--proj_out_dim=32",
+        ],
+    );
+    let names: Vec<&str> = index.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["pretrain", "eval"], "programs in index.json");
+    assert_eq!(index.replicas, 2);
+    assert_eq!(index.dataset["examples"], 50_000, "cifar10's standard size");
+    let listed = json(&out.join("index.json"));
+    assert_eq!(listed["programs"].as_array().map(Vec::len), Some(2));
+
+    for p in &names {
+        let dir = out.join(p);
+        for f in [
+            "module.hlo.txt",
+            "module.pb",
+            "optimized.hlo.txt",
+            "optimized.pb",
+            "cost.json",
+            "memory.json",
+            "params.tsv",
+            "params.json",
+        ] {
+            let path = dir.join(f);
+            let len = std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .len();
+            assert!(len > 0, "{} is empty", path.display());
+        }
+        let mem = json(&dir.join("memory.json"));
+        assert_eq!(mem["status"], "compiled", "{p}: {mem}");
+        assert_eq!(mem["replicas"], 2);
+        for k in ["argument_size_in_bytes", "peak_memory_in_bytes"] {
+            assert!(
+                mem["compiled"][k].as_i64().unwrap_or(0) > 0,
+                "{p}: memory.json compiled.{k}: {mem}"
+            );
+        }
+        assert!(mem["estimate"]["total_bytes"].as_u64().unwrap_or(0) > 0);
+        let text = std::fs::read_to_string(dir.join("module.hlo.txt")).expect("text");
+        assert!(text.starts_with("HloModule "), "{p}: module.hlo.txt");
+        assert!(text.contains("replica_count=2"), "{p}: replica count");
+    }
+
+    // Parameters: names, shapes, bytes and the optimizer rule.
+    let tsv = std::fs::read_to_string(out.join("pretrain/params.tsv")).expect("tsv");
+    let header = tsv.lines().next().expect("header");
+    assert_eq!(
+        header,
+        "name\tshape\telements\tbytes\ttrainable\toptimized\trule\tslot_bytes"
+    );
+    let stem = tsv
+        .lines()
+        .find(|l| l.starts_with("base_model/conv2d/kernel\t"))
+        .unwrap_or_else(|| panic!("no stem kernel in params.tsv:\n{tsv}"));
+    assert!(
+        stem.contains("f32[3,3,3,64]\t1728\t6912\ttrue\ttrue\tLARS + decay\t6912"),
+        "{stem}"
+    );
+    let params = json(&out.join("pretrain/params.json"));
+    assert!(params
+        .as_array()
+        .is_some_and(|a| a.iter().any(|r| r["rule"] == "momentum (LARS-excluded)")));
+
+    // Forward-convolution FLOPs of the optimized module = analytic count,
+    // conv layer by conv layer (XLA may rewrite a 1×1 convolution as a
+    // dot; the FLOPs stay in the convolution's layer).
+    for p in &names {
+        let want = analytic_forward_conv_flops(&out.join(p).join("module.pb"));
+        assert!(
+            want.len() >= 20,
+            "{p}: only {} forward convolutions",
+            want.len()
+        );
+        let cost = json(&out.join(p).join("cost.json"));
+        assert_eq!(cost["source"], "optimized", "{p}: cost.json source");
+        let layers = cost["layers"].as_array().expect("layers");
+        for (layer, w) in &want {
+            let got = layers
+                .iter()
+                .find(|l| l["layer"] == layer.as_str())
+                .map(|l| l["forward_flops"].as_f64().unwrap_or(0.0))
+                .unwrap_or(0.0);
+            assert!(
+                (got - w).abs() <= 1e-9 * w,
+                "{p}: {layer}: forward FLOPs {got} in cost.json, analytic 2·N·Ho·Wo·Cout·kh·kw·Cin = {w}"
+            );
+        }
+        let want_total: f64 = want.values().sum();
+        let convs: f64 = cost["by_opcode"]
+            .as_array()
+            .expect("by_opcode")
+            .iter()
+            .filter(|o| o["opcode"] == "convolution" && o["pass"] == "forward")
+            .map(|o| o["flops"].as_f64().unwrap_or(0.0))
+            .sum();
+        assert!(
+            convs <= want_total * (1.0 + 1e-9) && convs >= 0.9 * want_total,
+            "{p}: forward convolution instructions have {convs} FLOPs, the forward convolutions {want_total}"
+        );
+        let want = want_total;
+        let total = cost["totals"]["flops"].as_f64().unwrap_or(0.0);
+        assert!(
+            total > want,
+            "{p}: total FLOPs {total} ≤ forward convs {want}"
+        );
+        let layers = cost["layers"].as_array().expect("layers");
+        let bg2 = layers
+            .iter()
+            .find(|l| l["layer"] == "base_model/block_group2")
+            .unwrap_or_else(|| panic!("{p}: no base_model/block_group2 layer in cost.json"));
+        assert!(bg2["total"]["flops"].as_f64().unwrap_or(0.0) > 0.0);
+        if *p == "pretrain" {
+            assert!(bg2["backward_flops"].as_f64().unwrap_or(0.0) > 0.0, "{bg2}");
+        }
+    }
+
+    // XLA's parser accepts the optimized text our printer wrote.
+    let files: Vec<PathBuf> = names
+        .iter()
+        .map(|p| out.join(p).join("optimized.hlo.txt"))
+        .collect();
+    let o = Command::new(repo().join("tools/hlo_check/run"))
+        .arg("--parse-only")
+        .args(&files)
+        .output()
+        .expect("tools/hlo_check/run starts");
+    assert!(
+        o.status.success(),
+        "XLA's parser rejects the optimized HLO:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_configuration_too_large_for_memory_exports_without_xla_and_reports_what_it_needs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("export");
+    let data = tmp.path().join("no-data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let index = export_with(
+        &out,
+        &data,
+        &[
+            "--no_compile",
+            "--resnet_depth=152",
+            "--width_multiplier=3",
+            "--sk_ratio=0.0625",
+            "--image_size=224",
+            "--train_batch_size=4096",
+            "--dataset=imagenet2012",
+        ],
+    );
+    assert_eq!(index.platform, None);
+    assert_eq!(index.dataset["examples"], 1_281_167);
+    let dir = out.join("pretrain");
+    for f in [
+        "module.hlo.txt",
+        "module.pb",
+        "cost.json",
+        "memory.json",
+        "params.tsv",
+        "params.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(!dir.join("optimized.hlo.txt").exists());
+    let mem = json(&dir.join("memory.json"));
+    assert_eq!(mem["status"], "not_compiled", "{mem}");
+    assert!(mem["compiled"].is_null());
+    let e = &mem["estimate"];
+    let gib = |k: &str| e[k].as_f64().unwrap_or(0.0) / (1u64 << 30) as f64;
+    // R152-3×+SK: 795 M parameters (SimCLRv2 Table 1), f32.
+    let params: f64 = json(&dir.join("params.json"))
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["trainable"] == true && !r["name"].as_str().unwrap_or("").starts_with("head"))
+        .map(|r| r["elements"].as_f64().unwrap_or(0.0))
+        .sum();
+    assert!(
+        (params / 1e6 - 795.0).abs() < 5.0,
+        "backbone parameters {params}"
+    );
+    assert!(gib("parameter_bytes") > 2.9, "{e}");
+    assert!(gib("optimizer_state_bytes") > 2.9, "{e}");
+    // 2 views × 4096 images of 224² × 3 floats.
+    assert_eq!(
+        e["input_bytes"].as_u64(),
+        Some(2 * 4096 * 224 * 224 * 3 * 4 + 4096 * 4)
+    );
+    assert!(gib("activation_peak_bytes") > 1000.0, "{e}");
+    assert!(gib("total_bytes") > gib("activation_peak_bytes"), "{e}");
+    let entry = &index.programs[0];
+    assert_eq!(entry.status, "not_compiled");
+    assert!(entry.memory_bytes as f64 > 1000.0 * (1u64 << 30) as f64);
+    let cost = json(&dir.join("cost.json"));
+    assert_eq!(cost["source"], "unoptimized");
+    assert!(cost["totals"]["flops"].as_f64().unwrap_or(0.0) > 1e15);
+}
+
+#[test]
+fn a_program_the_plugin_refuses_still_exports_with_the_estimate_and_the_reason() {
+    use simclr::cli::flags::RunFlags;
+    use simclr::cli::run::step_config;
+    use simclr::inspect::{export_program, Target};
+    use simclr::pjrt::{Client, ClientOptions, CompileOptions};
+    use simclr::simclr::{eval_program, OptimizerKind};
+
+    let args: Vec<String> = ["--resnet_depth=18", "--image_size=8", "--proj_out_dim=16"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let flags = RunFlags::parse(&args).expect("flags");
+    let step = step_config(&flags, 1, 100, 10).expect("step config");
+    let program = eval_program(&step, 2).expect("eval program");
+    let client = Client::discover(None, false, &ClientOptions::default())
+        .unwrap_or_else(|e| panic!("the CPU plugin is needed: {e}"));
+    // An option XLA does not know: the plugin refuses to compile.
+    let target = Target {
+        client: &client,
+        options: CompileOptions::new(1).with_override("xla_no_such_option", "1"),
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let entry = export_program(
+        tmp.path(),
+        "eval",
+        &program,
+        OptimizerKind::Lars,
+        Some(&target),
+    )
+    .expect("export succeeds although compilation fails");
+    assert_eq!(entry.status, "compile_failed");
+    assert!(!entry.optimized);
+    let dir = tmp.path().join("eval");
+    assert!(dir.join("module.hlo.txt").is_file() && dir.join("params.tsv").is_file());
+    assert!(!dir.join("optimized.hlo.txt").exists());
+    let mem = json(&dir.join("memory.json"));
+    assert_eq!(mem["status"], "compile_failed", "{mem}");
+    let msg = mem["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("xla_no_such_option"),
+        "the plugin's reason is kept: {msg}"
+    );
+    assert!(
+        mem["estimate"]["total_bytes"].as_u64().unwrap_or(0) > 0,
+        "{mem}"
+    );
+    let cost = json(&dir.join("cost.json"));
+    assert_eq!(cost["source"], "unoptimized");
+    assert!(entry.memory_bytes > 0);
+}
