@@ -4,6 +4,7 @@
 
 use clap::Parser;
 
+pub mod bench;
 pub mod devices;
 
 /// SimCLR as an XLA compiler frontend.
@@ -12,6 +13,8 @@ pub mod devices;
 pub enum Cli {
     /// List the devices of a PJRT plugin.
     Devices(devices::DevicesArgs),
+    /// Time the pretraining step (JSON lines).
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -19,6 +22,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Cli::Devices(args) => devices::run(&args, &mut std::io::stdout().lock()),
+            Cli::Bench(args) => bench::run(&args, &mut std::io::stdout().lock()),
         }
     }
 }
