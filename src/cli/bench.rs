@@ -37,6 +37,17 @@ pub enum BenchModel {
     Tiny,
 }
 
+impl BenchModel {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchModel::CifarR18 => "cifar_r18",
+            BenchModel::R50At224 => "r50_224",
+            BenchModel::Tiny => "tiny",
+        }
+    }
+}
+
 /// Arguments of `simclr bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -123,7 +134,8 @@ pub fn step_config(model: BenchModel, batch: i64) -> StepConfig {
 /// backbone's convolutions and the projection head's dense layers.
 pub fn forward_macs(cfg: &ModelConfig) -> f64 {
     let w = i64::from(cfg.width_multiplier);
-    let (layout, bottleneck) = resnet::depth_layout(cfg.resnet_depth).unwrap_or(([2, 2, 2, 2], false));
+    let (layout, bottleneck) =
+        resnet::depth_layout(cfg.resnet_depth).unwrap_or(([2, 2, 2, 2], false));
     let conv = |r: i64, k: i64, cin: i64, cout: i64| (r * r * k * k * cin * cout) as f64;
     let down = |r: i64| (r + 1) / 2;
     let mut r = i64::from(cfg.image_size);
@@ -313,10 +325,12 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let compiled = compile(&client, program, &copts).context("compiling the step")?;
     let exe = &compiled.executable;
     let memory = exe.memory_stats().ok();
-    let xla_flops = exe
-        .cost_analysis()
-        .ok()
-        .and_then(|props| props.iter().find(|p| p.name == "flops").and_then(|p| p.as_f64()));
+    let xla_flops = exe.cost_analysis().ok().and_then(|props| {
+        props
+            .iter()
+            .find(|p| p.name == "flops")
+            .and_then(|p| p.as_f64())
+    });
     if let Some(path) = &args.dump_hlo {
         let optimized = exe.optimized_program()?;
         let module = optimized
@@ -366,7 +380,7 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let summary = json!({
         "event": "summary",
         "side": "simclr",
-        "config": format!("{:?}", args.config),
+        "config": args.config.name(),
         "batch": batch,
         "views": 2,
         "plugin": client.plugin().path(),

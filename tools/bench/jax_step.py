@@ -381,6 +381,7 @@ def main():
     ap.add_argument("--peak", action="store_true", help="also time an N^3 f32 dot")
     ap.add_argument("--peak_n", type=int, default=2048)
     ap.add_argument("--peak_only", action="store_true", help="only time the dot")
+    ap.add_argument("--dump_hlo", default=None, help="write the optimized HLO text here")
     args = ap.parse_args()
     if args.peak_only:
         print(json.dumps({"event": "peak", "side": "jax", "peak_flops_per_s": measure_peak(args.peak_n),
@@ -406,6 +407,9 @@ def main():
     t = time.perf_counter()
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
+    if args.dump_hlo:
+        with open(args.dump_hlo, "w") as f:
+            f.write(compiled.as_text())
 
     state = (params, bn_stats, velocity, global_step)
     times = []
