@@ -95,7 +95,7 @@ def main():
         if "jax" in got:
             j = got["jax"]
             for side in sides:
-                if side != "jax":
+                if side != "jax" and side in got:
                     s = got[side]
                     per_round = ", ".join(
                         f"{a / b:.2f}" for a, b in zip(s["round_medians"], j["round_medians"]))
@@ -104,7 +104,7 @@ def main():
                         f"| {per_round} | {s['compile_s'] / j['compile_s']:.2f} "
                         f"| {s['rss'] / j['rss']:.2f} |")
         for side in sides:
-            if side in ("simclr", "jax") or "simclr" not in got:
+            if side in ("simclr", "jax") or side not in got or "simclr" not in got:
                 continue
             v, s = got[side], got["simclr"]
             per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(v["round_medians"], s["round_medians"]))
