@@ -4,6 +4,7 @@
 
 use clap::Parser;
 
+pub mod bench;
 pub mod ckpt;
 pub mod devices;
 pub mod export_hlo;
@@ -36,6 +37,8 @@ pub enum Cli {
     ExportHlo(export_hlo::ExportArgs),
     /// Build a static HTML report of an export: `inspect DIR [--out REPORT_DIR]`.
     Inspect(inspect::InspectArgs),
+    /// Time the pretraining step (JSON lines).
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -49,6 +52,7 @@ impl Cli {
             Cli::Features(args) => features::run(&args),
             Cli::ExportHlo(args) => export_hlo::run(&args),
             Cli::Inspect(args) => inspect::run(&args, &mut std::io::stdout().lock()),
+            Cli::Bench(args) => bench::run(&args, &mut std::io::stdout().lock()),
         }
     }
 }

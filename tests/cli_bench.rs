@@ -1,0 +1,44 @@
+//! Smoke test of `simclr bench`: one timed step of the tiny configuration
+//! prints step and summary JSON lines with the fields the side-by-side
+//! table reads; the analytic FLOP counts match the published figures.
+
+use clap::Parser;
+use simclr::cli::bench::{analytic_flops_per_image, step_config, BenchModel};
+use simclr::cli::Cli;
+
+#[test]
+fn analytic_flops_match_the_published_counts() {
+    // BENCHMARKS.md: 6.67 GFLOP (convolutions) for CIFAR ResNet-18, 49.1 for
+    // ResNet-50 at 224; ours also counts the projection head.
+    let r18 = analytic_flops_per_image(&step_config(BenchModel::CifarR18, 64).model) / 1e9;
+    let r50 = analytic_flops_per_image(&step_config(BenchModel::R50At224, 16).model) / 1e9;
+    assert!((r18 - 6.72).abs() < 0.01, "{r18}");
+    assert!((r50 - 49.1).abs() < 0.05, "{r50}");
+}
+
+#[test]
+fn one_step_of_the_tiny_config_prints_json_lines() {
+    let cli = Cli::try_parse_from([
+        "simclr", "bench", "--config", "tiny", "--steps", "1", "--warmup", "0",
+    ])
+    .expect("arguments parse");
+    let Cli::Bench(args) = cli else {
+        panic!("not the bench subcommand")
+    };
+    let mut out = Vec::new();
+    simclr::cli::bench::run(&args, &mut out).expect("bench runs");
+    let text = String::from_utf8(out).expect("utf-8");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["event"], "step");
+    let s = &lines[1];
+    assert_eq!(s["event"], "summary");
+    assert_eq!(s["config"], "tiny");
+    assert!(s["compile_s"].as_f64().expect("compile_s") > 0.0);
+    assert!(s["images_per_s"]["median"].as_f64().expect("images/s") > 0.0);
+    assert!(s["final_loss"].as_f64().expect("loss").is_finite());
+    assert!(s["flops_per_image"]["analytic"].as_f64().expect("flops") > 0.0);
+}
