@@ -30,6 +30,19 @@ pub enum CkptCommand {
         /// .safetensors file or model_dir.
         path: PathBuf,
     },
+    /// Write a simclr checkpoint as a TF1-named TensorFlow checkpoint
+    /// (`PREFIX.index`, `PREFIX.data-00000-of-00001`, `checkpoint`), model
+    /// variables and `global_step`; `--with_slots` adds `…/Momentum`.
+    #[command(name = "export_tf")]
+    ExportTf {
+        /// A native `.safetensors` file or a model_dir (its newest checkpoint).
+        src: PathBuf,
+        /// Output prefix, e.g. `/tmp/tf/model.ckpt-1000`.
+        prefix: PathBuf,
+        /// Also export optimizer slots.
+        #[arg(long = "with_slots")]
+        with_slots: bool,
+    },
 }
 
 /// Tells on stderr which newer native checkpoints of a `model_dir` were
@@ -48,8 +61,31 @@ fn report_skipped(path: &std::path::Path) {
 pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
     match &args.command {
         CkptCommand::Ls { path } | CkptCommand::Info { path } => report_skipped(path),
+        CkptCommand::ExportTf { src, .. } => report_skipped(src),
     }
     match &args.command {
+        CkptCommand::ExportTf {
+            src,
+            prefix,
+            with_slots,
+        } => {
+            let source = Source::open(src)?;
+            let mut tensors = std::collections::BTreeMap::new();
+            for e in source.entries() {
+                if !with_slots && crate::ckpt::import::is_optimizer_slot(&e.name) {
+                    continue;
+                }
+                tensors.insert(e.name.clone(), source.read(&e.name)?);
+            }
+            crate::ckpt::tf::write(prefix, &tensors, true)?;
+            writeln!(
+                out,
+                "wrote {} tensors of {} to the TensorFlow checkpoint {}",
+                tensors.len(),
+                source.path().display(),
+                prefix.display()
+            )?;
+        }
         CkptCommand::Ls { path } => {
             let src = Source::open(path)?;
             let entries = src.entries();

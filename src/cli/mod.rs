@@ -11,6 +11,7 @@ pub mod export_hlo;
 pub mod features;
 pub mod flags;
 pub mod inspect;
+pub mod model;
 pub mod probe;
 pub mod run;
 
@@ -39,6 +40,9 @@ pub enum Cli {
     Inspect(inspect::InspectArgs),
     /// Time the pretraining step (JSON lines).
     Bench(bench::BenchArgs),
+    /// Parameter counts of a network, per stage and in total (`--json`:
+    /// every variable with its TF1 name).
+    Model(model::ModelArgs),
 }
 
 impl Cli {
@@ -53,6 +57,7 @@ impl Cli {
             Cli::ExportHlo(args) => export_hlo::run(&args),
             Cli::Inspect(args) => inspect::run(&args, &mut std::io::stdout().lock()),
             Cli::Bench(args) => bench::run(&args, &mut std::io::stdout().lock()),
+            Cli::Model(args) => model::run(&args, &mut std::io::stdout().lock()),
         }
     }
 }
