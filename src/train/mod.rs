@@ -147,6 +147,31 @@ impl Compiled {
         })
     }
 
+    /// Uploads replica r's data inputs to the executable's r-th device.
+    fn upload_inputs(
+        &self,
+        client: &Client,
+        inputs: &[Vec<HostArray>],
+    ) -> Result<Vec<Vec<Buffer>>> {
+        let devices = self.executable.devices();
+        if inputs.len() != devices.len() {
+            return Err(Error::Mismatch(format!(
+                "{} input lists for {} replicas",
+                inputs.len(),
+                devices.len()
+            )));
+        }
+        inputs
+            .iter()
+            .zip(devices)
+            .map(|(list, device)| {
+                list.iter()
+                    .map(|a| client.buffer_from_host(a, device).map_err(Error::from))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Reads the state back from replica 0.
     pub fn download_state(&self, state: &DeviceState) -> Result<HostState> {
         let p = &self.program;
@@ -174,21 +199,7 @@ impl Compiled {
     ) -> Result<Vec<(&'static str, f64)>> {
         let r = self.replicas();
         let p = &self.program;
-        if inputs.len() != r {
-            return Err(Error::Mismatch(format!(
-                "{} input lists for {r} replicas",
-                inputs.len()
-            )));
-        }
-        let devices = self.executable.devices().to_vec();
-        let mut data: Vec<Vec<Buffer>> = Vec::with_capacity(r);
-        for (rep, list) in inputs.iter().enumerate() {
-            data.push(
-                list.iter()
-                    .map(|a| client.buffer_from_host(a, &devices[rep]))
-                    .collect::<std::result::Result<_, _>>()?,
-            );
-        }
+        let data = self.upload_inputs(client, inputs)?;
         let args: Vec<Vec<&Buffer>> = (0..r)
             .map(|rep| {
                 let mut a: Vec<&Buffer> = data[rep].iter().collect();
@@ -233,15 +244,7 @@ impl Compiled {
         inputs: &[Vec<HostArray>],
     ) -> Result<Vec<Vec<HostArray>>> {
         let r = self.replicas();
-        let devices = self.executable.devices().to_vec();
-        let mut data: Vec<Vec<Buffer>> = Vec::with_capacity(r);
-        for (rep, list) in inputs.iter().enumerate() {
-            data.push(
-                list.iter()
-                    .map(|a| client.buffer_from_host(a, &devices[rep]))
-                    .collect::<std::result::Result<_, _>>()?,
-            );
-        }
+        let data = self.upload_inputs(client, inputs)?;
         let args: Vec<Vec<&Buffer>> = (0..r)
             .map(|rep| {
                 let mut a: Vec<&Buffer> = data[rep].iter().collect();
