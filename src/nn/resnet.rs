@@ -206,19 +206,11 @@ fn basic_block(
     project: bool,
     bn: BnMode,
 ) -> Tensor {
-    let short = if project {
-        shortcut(store, cfg, x, f, s, bn)
-    } else {
-        x.clone()
-    };
+    let short = shortcut_or_identity(store, cfg, x, f, s, project, bn);
     let h = conv2d(store, SCOPE, x, f, 3, s);
     let h = batch_norm(store, SCOPE, &h, bn, true, false, true);
     let h = conv2d(store, SCOPE, &h, f, 3, 1);
-    let mut h = batch_norm(store, SCOPE, &h, bn, false, true, true);
-    if cfg.se_ratio > 0.0 {
-        h = squeeze_excite(store, cfg, &h, f);
-    }
-    (h + short).relu()
+    finish_block(store, cfg, &h, short, f, bn)
 }
 
 fn bottleneck_block(
@@ -230,11 +222,7 @@ fn bottleneck_block(
     project: bool,
     bn: BnMode,
 ) -> Tensor {
-    let short = if project {
-        shortcut(store, cfg, x, 4 * f, s, bn)
-    } else {
-        x.clone()
-    };
+    let short = shortcut_or_identity(store, cfg, x, 4 * f, s, project, bn);
     let h = conv2d(store, SCOPE, x, f, 1, 1);
     let h = batch_norm(store, SCOPE, &h, bn, true, false, true);
     let h = if cfg.sk_ratio > 0.0 {
@@ -244,7 +232,38 @@ fn bottleneck_block(
         batch_norm(store, SCOPE, &h, bn, true, false, true)
     };
     let h = conv2d(store, SCOPE, &h, 4 * f, 1, 1);
-    let mut h = batch_norm(store, SCOPE, &h, bn, false, true, true);
+    finish_block(store, cfg, &h, short, f, bn)
+}
+
+/// The projection shortcut of a stage's first block (created before the
+/// main branch, as in TF1), or the identity.
+fn shortcut_or_identity(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    x: &Tensor,
+    out: i64,
+    s: i64,
+    project: bool,
+    bn: BnMode,
+) -> Tensor {
+    if project {
+        shortcut(store, cfg, x, out, s, bn)
+    } else {
+        x.clone()
+    }
+}
+
+/// The end of every residual branch: BN with γ initialised to 0, optional
+/// squeeze-and-excitation, then ReLU(branch + shortcut).
+fn finish_block(
+    store: &mut Store,
+    cfg: &ModelConfig,
+    h: &Tensor,
+    short: Tensor,
+    f: i64,
+    bn: BnMode,
+) -> Tensor {
+    let mut h = batch_norm(store, SCOPE, h, bn, false, true, true);
     if cfg.se_ratio > 0.0 {
         h = squeeze_excite(store, cfg, &h, f);
     }

@@ -139,12 +139,8 @@ impl LoadedExecutable {
         exe.client
             .plugin
             .call(slot::LOADED_EXECUTABLE_ADDRESSABLE_DEVICES, &mut d)?;
-        let raws = if d.devices.is_null() || d.num_devices == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: `num_devices` device pointers owned by the live client.
-            unsafe { std::slice::from_raw_parts(d.devices, d.num_devices) }.to_vec()
-        };
+        // SAFETY: `num_devices` device pointers owned by the live client.
+        let raws = unsafe { copy_array(d.devices, d.num_devices) };
         exe.devices = raws
             .into_iter()
             .map(|r| {
@@ -493,28 +489,16 @@ impl LoadedExecutable {
         let mut t = ffi::ExecutableOutputTypesArgs::new();
         t.executable = view.raw;
         plugin.call(slot::EXECUTABLE_OUTPUT_ELEMENT_TYPES, &mut t)?;
-        let types: Vec<i32> = if t.output_types.is_null() || t.num_output_types == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: `num_output_types` values owned by `view`; copied at once.
-            unsafe { std::slice::from_raw_parts(t.output_types, t.num_output_types) }.to_vec()
-        };
+        // SAFETY: `num_output_types` values owned by `view`; copied at once.
+        let types: Vec<i32> = unsafe { copy_array(t.output_types, t.num_output_types) };
         let mut d = ffi::ExecutableOutputDimsArgs::new();
         d.executable = view.raw;
         plugin.call(slot::EXECUTABLE_OUTPUT_DIMENSIONS, &mut d)?;
-        let ranks: Vec<usize> = if d.dim_sizes.is_null() || d.num_outputs == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: one rank per output, owned by `view`.
-            unsafe { std::slice::from_raw_parts(d.dim_sizes, d.num_outputs) }.to_vec()
-        };
+        // SAFETY: one rank per output, owned by `view`.
+        let ranks: Vec<usize> = unsafe { copy_array(d.dim_sizes, d.num_outputs) };
         let total: usize = ranks.iter().sum();
-        let dims: Vec<i64> = if d.dims.is_null() || total == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: the concatenated dims of all outputs, owned by `view`.
-            unsafe { std::slice::from_raw_parts(d.dims, total) }.to_vec()
-        };
+        // SAFETY: the concatenated dims of all outputs, owned by `view`.
+        let dims: Vec<i64> = unsafe { copy_array(d.dims, total) };
         if types.len() != ranks.len() {
             return Err(Error::InvalidArgument(format!(
                 "plugin reports {} output types but {} output ranks",
@@ -553,4 +537,17 @@ impl LoadedExecutable {
         // SAFETY: owned by `view`; copied at once.
         Ok(unsafe { copy_str(a.value, a.value_size) })
     }
+}
+
+/// Copies `len` values from a plugin-owned array (empty when null or 0).
+///
+/// # Safety
+/// A non-null `ptr` must point at `len` initialised values that stay valid
+/// for the duration of the call.
+unsafe fn copy_array<T: Copy>(ptr: *const T, len: usize) -> Vec<T> {
+    if ptr.is_null() || len == 0 {
+        return Vec::new();
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec()
 }
