@@ -24,6 +24,10 @@ def gib(b):
     return f"{b / 2**30:.2f}" if b else "-"
 
 
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "-"
+
+
 def side_stats(lines):
     steps = [x for x in lines if x.get("event") == "step"]
     sums = [x for x in lines if x.get("event") == "summary"]
@@ -56,14 +60,16 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--configs", default="cifar_r18:64 cifar_r18:256 r50_224:16")
     ap.add_argument("--ref_peak", type=float, default=289e9,
-                    help="reference peak FLOP/s (BENCHMARKS.md: numpy 4096^3, both cores, idle machine)")
+                    help="reference peak FLOP/s (BENCHMARKS.md: numpy 4096^3, both cores, idle machine); "
+                         "0 leaves the column out")
     args = ap.parse_args()
     peaks = {x["side"]: x["peak_flops_per_s"] for x in read(os.path.join(args.folder, "peak.jsonl"))}
     peak = peaks.get("simclr")
-    print(f"peak f32 FLOP/s (2048^3 dot): simclr plugin {peak / 1e9:.0f} G" if peak else "peak: -",
+    print(f"peak f32 FLOP/s (N^3 dot): simclr plugin {peak / 1e9:.0f} G" if peak else "peak: -",
           end="")
     print(f", jax {peaks['jax'] / 1e9:.0f} G" if "jax" in peaks else "")
-    print(f"reference peak: {args.ref_peak / 1e9:.0f} G")
+    if args.ref_peak:
+        print(f"reference peak: {args.ref_peak / 1e9:.0f} G")
     print()
     print("| config | side | img/s median (min-max) | per-round medians | compile s | peak RSS GiB "
           "| XLA temp GiB | GFLOP/img XLA / analytic | % of measured peak | % of ref peak | mean load (1 min) |")
@@ -85,7 +91,7 @@ def main():
             got[side] = s
             options.setdefault(side, s["options"])
             frac = f"{100 * s['analytic'] * s['ips_median'] / peak:.0f} %" if peak else "-"
-            ref = f"{100 * s['analytic'] * s['ips_median'] / args.ref_peak:.0f} %"
+            ref = f"{100 * s['analytic'] * s['ips_median'] / args.ref_peak:.0f} %" if args.ref_peak else "-"
             xf = f"{s['xla_flops'] / 1e9:.2f}" if s["xla_flops"] else "-"
             rm = ", ".join(f"{v:.2f}" for v in s["round_medians"])
             load = f"{s['load']:.2f}" if s["load"] is not None else "-"
@@ -102,18 +108,20 @@ def main():
                     ratios.append(
                         f"| {name} B{batch} | {side}/jax | {s['ips_median'] / j['ips_median']:.2f} "
                         f"| {per_round} | {s['compile_s'] / j['compile_s']:.2f} "
-                        f"| {s['rss'] / j['rss']:.2f} |")
+                        f"| {s['rss'] / j['rss']:.2f} | {ratio(s['temp'], j['temp'])} |")
         for side in sides:
             if side in ("simclr", "jax") or side not in got or "simclr" not in got:
                 continue
             v, s = got[side], got["simclr"]
             per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(v["round_medians"], s["round_medians"]))
             ratios.append(f"| {name} B{batch} | {side}/simclr | {v['ips_median'] / s['ips_median']:.2f} "
-                          f"| {per_round} | {v['compile_s'] / s['compile_s']:.2f} | {v['rss'] / s['rss']:.2f} |")
+                          f"| {per_round} | {v['compile_s'] / s['compile_s']:.2f} | {v['rss'] / s['rss']:.2f} "
+                          f"| {ratio(v['temp'], s['temp'])} |")
     if ratios:
         print()
-        print("| config | ratio | img/s (pooled medians) | img/s per round | compile s | peak RSS |")
-        print("|---|---|---|---|---|---|")
+        print("| config | ratio | img/s (pooled medians) | img/s per round | compile s | peak RSS "
+              "| XLA temp |")
+        print("|---|---|---|---|---|---|---|")
         print("\n".join(ratios))
     print()
     for side, o in options.items():
