@@ -11,6 +11,7 @@
 pub mod ad;
 pub mod ckpt;
 pub mod cli;
+pub mod crc32c;
 pub mod data;
 pub mod inspect;
 pub mod interp;

@@ -419,3 +419,78 @@ fn tf2_object_checkpoint_heads_restore_by_mapped_names() {
         .ignored
         .contains(&"_CHECKPOINTABLE_OBJECT_GRAPH".to_string()));
 }
+
+/// A whole model in the TF2 code's attribute structure, written by real
+/// TensorFlow: every backbone variable maps from its object path to the TF1
+/// name counted in creation order, values bit for bit; the architecture is
+/// inferred from the TF2 file.
+fn tf2_backbone_case(label: &str, cfg: ModelConfig) {
+    let dir = tmpdir(&format!("tf2_model_{label}"));
+    let out = dir.join("out");
+    let arg = |v: String| PathBuf::from(v);
+    let prefix = run_tool(&[
+        Path::new("make_tf2_model.py"),
+        &out,
+        &arg(cfg.resnet_depth.to_string()),
+        &arg(cfg.width_multiplier.to_string()),
+        &arg(cfg.sk_ratio.to_string()),
+        &arg(cfg.se_ratio.to_string()),
+        &arg(if cfg.image_size <= 32 { "1" } else { "0" }.into()),
+        &arg(cfg.num_proj_layers.to_string()),
+        &arg(cfg.proj_out_dim.to_string()),
+        &arg(cfg.num_classes.to_string()),
+    ]);
+    let dump = Dump::load(&out);
+    let src = Source::open(Path::new(&prefix)).expect("open TF2 checkpoint");
+    let vars = variables(&cfg).expect("model");
+    let r = import::restore(&vars, &src, &RestoreOptions::default())
+        .unwrap_or_else(|e| panic!("{label}: restore from TF2 paths: {e}"));
+    assert_eq!(r.restored.len(), vars.len(), "{label}: every variable");
+    let backbone: Vec<&String> = r
+        .restored
+        .iter()
+        .filter(|n| n.starts_with("base_model/"))
+        .collect();
+    assert_eq!(backbone.len(), dump.tensors().len(), "{label}");
+    for n in backbone {
+        assert_eq!(r.values[n].bytes, dump.bytes(n), "{label}: {n}");
+    }
+    assert_eq!(r.global_step, Some(7));
+    // `ckpt info`'s inference reads the TF2 file through the TF1 view.
+    let entries = simclr::ckpt::tf2::tf1_view(
+        src.entries()
+            .into_iter()
+            .map(|e| (e.name, e.dims))
+            .collect(),
+    );
+    let arch = infer::infer(&entries).expect("infer from TF2 paths");
+    assert_eq!(arch.resnet_depth, cfg.resnet_depth, "{label}");
+    assert_eq!(arch.sk_ratio > 0.0, cfg.sk_ratio > 0.0, "{label}");
+    drop(src);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tf2_object_checkpoint_backbone_resnet18_cifar_with_se() {
+    tf2_backbone_case(
+        "r18_se",
+        ModelConfig {
+            se_ratio: 0.25,
+            ..r18_cifar()
+        },
+    );
+}
+
+#[test]
+fn tf2_object_checkpoint_backbone_resnet50_sk() {
+    tf2_backbone_case(
+        "r50_sk",
+        ModelConfig {
+            resnet_depth: 50,
+            sk_ratio: 0.0625,
+            image_size: 224,
+            num_classes: 1000,
+            ..ModelConfig::default()
+        },
+    );
+}

@@ -177,7 +177,7 @@ fn framing_matches_the_tfrecord_layout() {
     assert_eq!(&framed[12..15], b"abc");
     // The length's CRC-32C, masked: rotated right by 15, plus 0xa282ead8.
     // (That these CRCs are TensorFlow's is checked by summary_tensorboard.)
-    let crc = simclr::summary::crc::crc32c(&3u64.to_le_bytes());
+    let crc = simclr::crc32c::value(&3u64.to_le_bytes());
     let masked = crc.rotate_right(15).wrapping_add(0xa282_ead8);
     assert_eq!(&framed[8..12], &masked.to_le_bytes());
 }

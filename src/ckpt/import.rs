@@ -6,17 +6,11 @@
 //! is zeroed.
 //!
 //! Names: TF1 checkpoints (the released SimCLR ones) map by exact name.
-//! TF2 object paths (`model/_projection_head/linear_layers/0/dense/kernel/
-//! .ATTRIBUTES/VARIABLE_VALUE`) are mapped to TF1 names for the two heads,
-//! whose paths follow directly from the TF2 attribute names
-//! (`linear_layers/<j>` → `nl_<j>` or `l_0`, `bn_relu/<bn>` →
-//! `batch_normalization`, `supervised_head/linear_layer` →
-//! `head_supervised/linear_layer`; tested on a checkpoint that real
-//! TensorFlow writes for a model with those attribute names). Backbone paths
-//! (`resnet_model/block_groups/<i>/layers/<j>/…`) are **not** mapped: their
-//! TF1 numbering depends on creation order inside each block, which is not
-//! checked against a real TF2 file; they are listed as unmapped (use the
-//! TF1 checkpoint of the same model instead).
+//! TF2 object paths (`model/resnet_model/block_groups/0/layers/0/…/kernel/
+//! .ATTRIBUTES/VARIABLE_VALUE`) are mapped to TF1 names by [`super::tf2`]:
+//! the heads by their attribute names, the backbone by the creation order
+//! of its layers (tested on checkpoints that real TensorFlow writes for
+//! models with the TF2 code's attribute structure).
 //!
 //! Optimizer slots (`<var>/Momentum`, TF2 `.OPTIMIZER_SLOT`) are ignored
 //! unless [`RestoreOptions::include_optimizer_slots`]; other extra tensors
@@ -127,47 +121,8 @@ pub struct Restored {
     pub global_step: Option<i64>,
 }
 
-const TF2_SUFFIX: &str = "/.ATTRIBUTES/VARIABLE_VALUE";
-
-/// Maps a TF2 object path to the TF1 name it corresponds to, for the parts
-/// where the mapping is derivable (the heads; see the module docs). Returns
-/// candidate names (`nl_<j>` and, for j = 0, `l_0`); empty when unmapped.
-pub fn tf2_to_tf1(key: &str) -> Vec<String> {
-    let Some(path) = key.strip_suffix(TF2_SUFFIX) else {
-        return vec![];
-    };
-    if path.contains(".OPTIMIZER_SLOT") {
-        return vec![];
-    }
-    let path = path.strip_prefix("model/").unwrap_or(path);
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["_projection_head", "linear_layers", j, "dense", "kernel"] => {
-            head_names(j, "dense/kernel")
-        }
-        ["_projection_head", "linear_layers", j, "bn_relu", _bn, var]
-            if matches!(*var, "gamma" | "beta" | "moving_mean" | "moving_variance") =>
-        {
-            head_names(j, &format!("batch_normalization/{var}"))
-        }
-        ["supervised_head", "linear_layer", "dense", var] if matches!(*var, "kernel" | "bias") => {
-            vec![format!("head_supervised/linear_layer/dense/{var}")]
-        }
-        ["global_step"] | ["save_counter"] => vec![],
-        _ => vec![],
-    }
-}
-
-fn head_names(j: &str, rest: &str) -> Vec<String> {
-    let Ok(j) = j.parse::<u32>() else {
-        return vec![];
-    };
-    let mut v = vec![format!("head_contrastive/nl_{j}/{rest}")];
-    if j == 0 {
-        v.push(format!("head_contrastive/l_0/{rest}"));
-    }
-    v
-}
+pub use super::tf2::tf2_to_tf1;
+use super::tf2::SUFFIX as TF2_SUFFIX;
 
 fn is_slot(name: &str) -> bool {
     name.ends_with("/Momentum") || name == "Momentum" || name.contains(".OPTIMIZER_SLOT")
@@ -232,7 +187,7 @@ fn missing_hint(missing: &[String], available: &BTreeSet<String>) -> String {
     } else if sup_only {
         format!("the checkpoint has no supervised head: exclude it with --variable_schema='{FINETUNE_SCHEMA}' and use --zero_init_logits_layer")
     } else if !available.iter().any(|n| n.starts_with("base_model/")) {
-        "the checkpoint holds no TF1 backbone names (a TF2 object-based checkpoint?); use the TF1 checkpoint of the same model".into()
+        "the checkpoint holds no backbone variables (neither TF1 names `base_model/…` nor TF2 paths `model/resnet_model/…`)".into()
     } else {
         "--resnet_depth or --sk_ratio probably asks for more layers than the checkpoint has; `simclr ckpt info <checkpoint>` prints the matching flags".into()
     }
@@ -240,10 +195,12 @@ fn missing_hint(missing: &[String], available: &BTreeSet<String>) -> String {
 
 /// "; the checkpoint's model is built by: --flags…" when inference works.
 fn inferred_flags(entries: &[super::Entry]) -> String {
-    let named: Vec<(String, Vec<u64>)> = entries
-        .iter()
-        .map(|e| (e.name.clone(), e.dims.clone()))
-        .collect();
+    let named = super::tf2::tf1_view(
+        entries
+            .iter()
+            .map(|e| (e.name.clone(), e.dims.clone()))
+            .collect(),
+    );
     match super::infer::infer(&named) {
         Ok(a) => format!(
             "; the checkpoint's model is built by: {}",
@@ -265,9 +222,10 @@ pub fn restore(vars: &[Variable], src: &Source, opts: &RestoreOptions) -> Result
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Restored::default();
     let model_names: BTreeSet<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    let tf2 = super::tf2::map_keys(entries.iter().map(|e| e.name.as_str()));
     for e in &entries {
         if e.name.ends_with(TF2_SUFFIX) {
-            let cands = tf2_to_tf1(&e.name);
+            let cands = tf2.get(&e.name).map(Vec::as_slice).unwrap_or_default();
             if let Some(c) = cands.iter().find(|c| model_names.contains(c.as_str())) {
                 out.renamed.push((e.name.clone(), c.clone()));
                 by_name.insert(c.clone(), e.name.clone());

@@ -10,17 +10,18 @@
 //!   written so that TensorFlow reads them.
 //! * [`import`]: restore [`crate::nn::Variable`]s from either kind by exact
 //!   TF1 name, filtered by an anchored regex (Python `re.match`).
+//! * [`tf2`]: TF2 object-path keys mapped to TF1 names (heads and backbone).
 //! * [`infer`]: depth, width, SK, heads and classes from names and shapes.
 //!
 //! Host arrays are [`Tensor`]s: a dtype, dims and little-endian row-major
 //! bytes — nothing more, so every format converts to and from it losslessly.
 
-pub mod crc32c;
 pub mod import;
 pub mod infer;
 pub mod native;
 pub mod source;
 pub mod tf;
+pub mod tf2;
 
 pub use source::{Entry, Source};
 

@@ -13,7 +13,8 @@
 //! and renamed, then the directory is fsynced; the index is replaced the same
 //! way. [`latest`] skips an unreadable newest checkpoint and says which.
 
-use super::{crc32c, io_err, DType, Error, Result, Tensor};
+use super::{io_err, DType, Error, Result, Tensor};
+use crate::crc32c;
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -6,7 +6,8 @@
 //! step-time statistics, images/s, memory, FLOPs per image (XLA cost
 //! analysis and an analytic count) and, with `--peak`, the fraction of the
 //! machine's peak f32 FLOP/s measured with a large matmul through the same
-//! plugin.
+//! plugin. With `--input`, the input pipeline that would feed the step is
+//! timed too (`bench_input`), so the output shows whether the host keeps up.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,6 +89,28 @@ pub struct BenchArgs {
     /// Seed of the initial variables and the random images.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also time the host input pipeline that feeds this step (CIFAR-10 for
+    /// cifar_r18, a JPEG folder for r50_224) and print its examples/s next
+    /// to the step's.
+    #[arg(long)]
+    pub input: bool,
+    /// With `--input`: CIFAR-10 folder (cifar_r18) or image folder
+    /// (r50_224; default: generated JPEGs).
+    #[arg(long = "data_dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With `--input`: pipeline worker threads (default: every core).
+    #[arg(long = "input_workers", value_name = "N")]
+    pub input_workers: Option<usize>,
+    /// Write the initial variables (TF1 names) as `.npy` files with an
+    /// `index.json` into DIR, for `tools/bench/jax_step.py --init_from`.
+    #[arg(long = "save_init", value_name = "DIR")]
+    pub save_init: Option<PathBuf>,
+    /// With `--input`: timed batches of the pipeline.
+    #[arg(long = "input_batches", value_name = "N", default_value_t = 20)]
+    pub input_batches: usize,
+    /// With `--input`: time the pipeline for at least this many seconds.
+    #[arg(long = "input_seconds", value_name = "S", default_value_t = 3.0)]
+    pub input_seconds: f64,
 }
 
 /// The step configuration benchmarked for `model` at `batch` examples.
@@ -341,6 +364,9 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
 
     let mut state = compiled.init_state(&client, args.seed, &HostState::new())?;
+    if let Some(dir) = &args.save_init {
+        save_init(dir, &compiled.download_state(&state)?)?;
+    }
     let size = i64::from(cfg.model.image_size);
     let inputs = vec![vec![
         random_images(2 * batch, size, args.seed)?,
@@ -406,6 +432,39 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "loadavg": loadavg(),
     });
     writeln!(out, "{summary}")?;
+    if args.input {
+        let mut line = super::bench_input::measure(args, batch)?;
+        let feeds = line["examples_per_s"].as_f64().unwrap_or(0.0);
+        line["step_examples_per_s"] = json!(ips_median);
+        line["headroom"] = json!(feeds / ips_median);
+        line["host_bound"] = json!(feeds < ips_median);
+        line["loadavg"] = json!(loadavg());
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Writes every f32 array of `state` but the optimizer slots as
+/// `DIR/<k>.npy`, with `DIR/index.json` mapping each TF1 name to its file.
+fn save_init(dir: &std::path::Path, state: &HostState) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut names: Vec<&String> = state
+        .keys()
+        .filter(|n| !n.ends_with("/Momentum") && n.as_str() != "global_step")
+        .collect();
+    names.sort();
+    let mut index = serde_json::Map::new();
+    for (k, name) in names.into_iter().enumerate() {
+        let a = &state[name];
+        let dims: Vec<usize> = a.shape().dims.iter().map(|&d| d.max(0) as usize).collect();
+        let arr = crate::npy::NpyArray::new(dims, crate::npy::NpyData::F32(a.to_f32()?))?;
+        let file = format!("{k}.npy");
+        crate::npy::write(dir.join(&file), &arr)?;
+        index.insert(name.clone(), json!(file));
+    }
+    let path = dir.join("index.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&index)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

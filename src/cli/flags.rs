@@ -234,6 +234,7 @@ flags! {
     skip_bad_images: bool = Bool, "false", "simclr: count and skip undecodable images in image folders instead of failing.";
     knn_monitor: bool = Bool, "true", "simclr: report a k-NN accuracy (cosine, k=200) on the eval split at each checkpoint while pretraining.";
     knn_bank_size: i64 = Int, "10000", "simclr: number of training examples whose features form the k-NN memory bank (0: all).";
+    fixed_batch: bool = Bool, "false", "simclr: train on the first batch at every step (the same examples and augmentations): a check that the step fits one batch.";
     cpu_device_count: i64 = Int, "0", "simclr: devices of the CPU plugin (0: the plugin's default of 4).";
 }
 

@@ -5,6 +5,7 @@
 use clap::Parser;
 
 pub mod bench;
+pub mod bench_input;
 pub mod ckpt;
 pub mod devices;
 pub mod export_hlo;

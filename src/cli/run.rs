@@ -320,26 +320,36 @@ impl Run {
         let started = Instant::now();
         meter.start();
         let mut step = start_step;
+        let mut fixed: Option<Vec<Vec<HostArray>>> = None;
         while step < total {
-            let batch = pipeline
-                .next_batch()?
-                .ok_or_else(|| anyhow!("the training data ended at step {step}"))?;
-            let inputs = batch
-                .replicas
-                .iter()
-                .map(|rb| -> Result<Vec<HostArray>> {
-                    let dims = [
-                        (rb.num_views * rb.batch) as i64,
-                        rb.height as i64,
-                        rb.width as i64,
-                        3,
-                    ];
-                    Ok(vec![
-                        HostArray::from_f32(&dims, &rb.images)?,
-                        HostArray::from_s32(&[rb.batch as i64], &rb.labels)?,
-                    ])
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let inputs = match &fixed {
+                Some(inputs) => inputs.clone(),
+                None => {
+                    let batch = pipeline
+                        .next_batch()?
+                        .ok_or_else(|| anyhow!("the training data ended at step {step}"))?;
+                    let inputs = batch
+                        .replicas
+                        .iter()
+                        .map(|rb| -> Result<Vec<HostArray>> {
+                            let dims = [
+                                (rb.num_views * rb.batch) as i64,
+                                rb.height as i64,
+                                rb.width as i64,
+                                3,
+                            ];
+                            Ok(vec![
+                                HostArray::from_f32(&dims, &rb.images)?,
+                                HostArray::from_s32(&[rb.batch as i64], &rb.labels)?,
+                            ])
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    if f.fixed_batch {
+                        fixed = Some(inputs.clone());
+                    }
+                    inputs
+                }
+            };
             let metrics = compiled.train_step(&self.client, &mut state, &inputs)?;
             step += 1;
             meter.step(f.train_batch_size as u64);

@@ -29,42 +29,7 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
 }
 
-const fn crc32c_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-static CRC_TABLE: [u32; 256] = crc32c_table();
-
-/// CRC-32C (Castagnoli) of `data`.
-pub fn crc32c(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
-
-/// TFRecord's masked CRC: `((crc >> 15) | (crc << 17)) + 0xa282ead8`.
-pub fn masked_crc32c(data: &[u8]) -> u32 {
-    let c = crc32c(data);
-    c.rotate_right(15).wrapping_add(0xa282_ead8)
-}
+pub use crate::crc32c::{masked as masked_crc32c, value as crc32c};
 
 /// Appends one framed record to `out`.
 pub fn write_record(out: &mut Vec<u8>, data: &[u8]) {

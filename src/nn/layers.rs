@@ -91,9 +91,11 @@ pub fn batch_norm(
     );
     let _g = x.builder().scope(&name);
     let reduce_dims: Vec<i64> = (0..dims.len() as i64 - 1).collect();
-    let (mean, var) = match mode {
+    // Training mode normalises the `x − mean` that the variance was taken
+    // of: one subtraction, so the backward pass has one path into `mean`.
+    let (centered, var) = match mode {
         BnMode::Train { global, decay } => {
-            let (mean, var) = moments(x, &reduce_dims, global);
+            let (mean, var, centered) = moments(x, &reduce_dims, global);
             store.update(
                 &format!("{prefix}/moving_mean"),
                 &moving_mean * decay + &mean * (1.0 - decay),
@@ -102,12 +104,12 @@ pub fn batch_norm(
                 &format!("{prefix}/moving_variance"),
                 &moving_var * decay + &var * (1.0 - decay),
             );
-            (mean, var)
+            (centered, var)
         }
-        BnMode::Infer => (moving_mean, moving_var),
+        BnMode::Infer => (x - &moving_mean, moving_var),
     };
     let inv = (var + BN_EPSILON).rsqrt() * &gamma;
-    let mut y = (x - &mean) * &inv;
+    let mut y = centered * &inv;
     if let Some(beta) = beta {
         y = y + &beta;
     }
@@ -121,7 +123,8 @@ pub fn batch_norm(
 /// Mean and biased variance of `x` over `dims` (a per-channel vector), over
 /// this replica's batch or, when `global`, over every replica's batch: the
 /// sums are all-reduced, which equals the moments of the concatenated batch.
-pub fn moments(x: &Tensor, dims: &[i64], global: bool) -> (Tensor, Tensor) {
+/// Also returns `x − mean`, the centred input the variance was taken of.
+pub fn moments(x: &Tensor, dims: &[i64], global: bool) -> (Tensor, Tensor, Tensor) {
     let shape = x.dims();
     let n: i64 = dims.iter().map(|&d| shape[d as usize]).product();
     let replicas = if global {
@@ -140,7 +143,7 @@ pub fn moments(x: &Tensor, dims: &[i64], global: bool) -> (Tensor, Tensor) {
     let mean = cross(x.sum(dims)) * (1.0 / total);
     let centered = x - &mean;
     let var = cross((&centered * &centered).sum(dims)) * (1.0 / total);
-    (mean, var)
+    (mean, var, centered)
 }
 
 /// Dense layer `[n, in] → [n, units]`: `<scope>/dense/kernel` with

@@ -1,7 +1,6 @@
-//! Checksums of the file formats this module writes: CRC-32C (Castagnoli,
-//! reflected polynomial `0x82F63B78`) with TFRecord's masking, and the
-//! CRC-32 (IEEE, `0xEDB88320`) and Adler-32 that PNG and zlib need. All
-//! table-driven, one byte per step; tables are built at compile time.
+//! The CRC-32 (IEEE, `0xEDB88320`) and Adler-32 that PNG and zlib need
+//! (TFRecord's CRC-32C is [`crate::crc32c`]). Table-driven, one byte per
+//! step; the table is built at compile time.
 
 /// A 256-entry table for the reflected CRC with polynomial `poly`.
 const fn table(poly: u32) -> [u32; 256] {
@@ -20,7 +19,6 @@ const fn table(poly: u32) -> [u32; 256] {
     t
 }
 
-const CASTAGNOLI: [u32; 256] = table(0x82F6_3B78);
 const IEEE: [u32; 256] = table(0xEDB8_8320);
 
 /// Continues a reflected CRC (pre- and post-inverted) over `data`.
@@ -30,18 +28,6 @@ fn update(table: &[u32; 256], crc: u32, data: &[u8]) -> u32 {
         c = table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
     }
     !c
-}
-
-/// CRC-32C of `data` (`crc32c(b"123456789") == 0xE3069283`).
-pub fn crc32c(data: &[u8]) -> u32 {
-    update(&CASTAGNOLI, 0, data)
-}
-
-/// TFRecord's masked CRC-32C: `((crc >> 15) | (crc << 17)) + 0xa282ead8`
-/// (wrapping), so that a CRC stored inside checksummed data stays checkable.
-pub fn masked_crc32c(data: &[u8]) -> u32 {
-    let crc = crc32c(data);
-    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// CRC-32 (IEEE, as in PNG and zlib's gzip) of `data`
@@ -77,26 +63,8 @@ mod tests {
 
     #[test]
     fn check_values_of_the_standard_test_string() {
-        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
-        assert_eq!(crc32c(b""), 0);
-    }
-
-    #[test]
-    fn crc32c_of_32_zero_bytes_matches_rfc3720() {
-        // iSCSI (RFC 3720, B.4) test vectors.
-        assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
-        assert_eq!(crc32c(&[0xffu8; 32]), 0x62A8_AB43);
-    }
-
-    #[test]
-    // The formula as TFRecord's format documents it, not as a rotation.
-    #[allow(clippy::manual_rotate)]
-    fn mask_is_rotation_plus_constant() {
-        let crc = crc32c(b"abc");
-        let expect = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
-        assert_eq!(masked_crc32c(b"abc"), expect);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::crc::masked_crc32c;
 use super::error::{Error, Result};
+use crate::crc32c::masked as masked_crc32c;
 
 /// Bytes of framing around each record's data (8 + 4 before, 4 after).
 pub const RECORD_OVERHEAD: usize = 16;
@@ -14,11 +14,7 @@ pub const RECORD_OVERHEAD: usize = 16;
 /// `data` framed as one TFRecord.
 pub fn encode_record(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + RECORD_OVERHEAD);
-    let len = (data.len() as u64).to_le_bytes();
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&masked_crc32c(&len).to_le_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(&masked_crc32c(data).to_le_bytes());
+    crate::data::tfrecord::write_record(&mut out, data);
     out
 }
 

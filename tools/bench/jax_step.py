@@ -72,7 +72,10 @@ class Spec:
         return name
 
     def bn(self, scope, c, zero_gamma=False, center=True):
-        name = scope + "/" + self.unique("batch_normalization")
+        # TF1 names: the backbone's batch norms are numbered in creation
+        # order, each head layer has its own unnumbered one.
+        bn = "batch_normalization" if scope.startswith("head") else self.unique("batch_normalization")
+        name = scope + "/" + bn
         self.params[name + "/gamma"] = ((c,), ("zeros" if zero_gamma else "ones", 0))
         if center:
             self.params[name + "/beta"] = ((c,), ("zeros", 0))
@@ -364,6 +367,33 @@ def measure_peak(n):
     return 2.0 * n ** 3 / best
 
 
+def load_init(folder, params, bn_stats):
+    """Replaces every variable by the value simclr wrote (same TF1 names)."""
+    with open(os.path.join(folder, "index.json")) as f:
+        index = json.load(f)
+    for table in (params, bn_stats):
+        for name in table:
+            if name not in index:
+                raise SystemExit(f"--init_from {folder}: no value for {name}")
+            v = np.load(os.path.join(folder, index[name]))
+            if v.shape != table[name].shape:
+                raise SystemExit(f"--init_from: {name} is {v.shape} there, {table[name].shape} here")
+            table[name] = jnp.asarray(v)
+
+
+def xorshift_images(n, size, seed):
+    """The images of `simclr bench` (xorshift64, 24-bit uniform in [0, 1))."""
+    mask = (1 << 64) - 1
+    x = ((seed * 0x9E3779B97F4A7C15) & mask) | 1
+    out = np.empty(n * size * size * 3, np.float32)
+    for i in range(out.size):
+        x ^= (x << 13) & mask
+        x ^= x >> 7
+        x ^= (x << 17) & mask
+        out[i] = (x >> 40) / float(1 << 24)
+    return out.reshape(n, size, size, 3)
+
+
 def stats(xs):
     v = sorted(xs)
     n = len(v)
@@ -382,6 +412,10 @@ def main():
     ap.add_argument("--peak_n", type=int, default=2048)
     ap.add_argument("--peak_only", action="store_true", help="only time the dot")
     ap.add_argument("--dump_hlo", default=None, help="write the optimized HLO text here")
+    ap.add_argument("--init_from", default=None,
+                    help="start from the variables `simclr bench --save_init DIR` wrote")
+    ap.add_argument("--same_images", action="store_true",
+                    help="the random images simclr bench uses (its xorshift), not numpy's")
     args = ap.parse_args()
     if args.peak_only:
         print(json.dumps({"event": "peak", "side": "jax", "peak_flops_per_s": measure_peak(args.peak_n),
@@ -396,8 +430,13 @@ def main():
     bn_stats = {k: jnp.asarray(v) for k, v in init_values(spec.bn_stats, args.seed).items()}
     velocity = {k: jnp.zeros_like(v) for k, v in params.items()}
     global_step = jnp.zeros((), jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
-    rng = np.random.default_rng(args.seed)
-    images = rng.random((2 * batch, size, size, 3), dtype=np.float32)
+    if args.init_from:
+        load_init(args.init_from, params, bn_stats)
+    if args.same_images:
+        images = xorshift_images(2 * batch, size, args.seed)
+    else:
+        rng = np.random.default_rng(args.seed)
+        images = rng.random((2 * batch, size, size, 3), dtype=np.float32)
 
     step = make_step(prog, 0.3 * batch / 256.0)
     jitted = jax.jit(step, donate_argnums=(0, 1, 2, 3))

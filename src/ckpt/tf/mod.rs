@@ -19,7 +19,8 @@
 
 pub mod table;
 
-use super::{crc32c, io_err, numel, DType, Error, Result, Tensor};
+use super::{io_err, numel, DType, Error, Result, Tensor};
+use crate::crc32c;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

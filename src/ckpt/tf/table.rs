@@ -12,7 +12,7 @@
 //! none) and the masked CRC-32C of block + type byte. Index-block values are
 //! block handles of data blocks; its keys are ≥ every key of their block.
 
-use super::super::crc32c;
+use crate::crc32c;
 
 /// The table's magic number (footer's last 8 bytes, little-endian).
 pub const MAGIC: u64 = 0xdb47_7524_8b80_fb57;

@@ -1,5 +1,7 @@
 //! CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) with the masking
-//! that LevelDB tables and TensorFlow tensor bundles store.
+//! that LevelDB tables, TensorFlow tensor bundles and TFRecord frames
+//! (TFDS shards, TensorBoard event files) store. The one implementation
+//! every format in this crate uses.
 
 const POLY: u32 = 0x82F6_3B78;
 
@@ -66,6 +68,11 @@ pub fn mask(crc: u32) -> u32 {
     crc.rotate_right(15).wrapping_add(MASK_DELTA)
 }
 
+/// The masked CRC-32C of `data`, as a TFRecord frame stores it.
+pub fn masked(data: &[u8]) -> u32 {
+    mask(value(data))
+}
+
 /// Inverse of [`mask`].
 pub fn unmask(masked: u32) -> u32 {
     masked.wrapping_sub(MASK_DELTA).rotate_left(15)
@@ -85,5 +92,15 @@ mod tests {
         assert_eq!(value(b"123456789"), 0xe306_9283);
         assert_eq!(extend(value(b"1234"), b"56789"), 0xe306_9283);
         assert_eq!(unmask(mask(0x1234_5678)), 0x1234_5678);
+        assert_eq!(value(b""), 0);
+    }
+
+    #[test]
+    // The formula as TFRecord's format documents it, not as a rotation.
+    #[allow(clippy::manual_rotate)]
+    fn mask_is_rotation_plus_constant() {
+        let crc = value(b"abc");
+        let expect = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
+        assert_eq!(masked(b"abc"), expect);
     }
 }
