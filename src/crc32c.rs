@@ -8,19 +8,27 @@ const POLY: u32 = 0x82F6_3B78;
 /// Slicing-by-8 lookup tables, built at compile time.
 const TABLES: [[u32; 256]; 8] = build_tables();
 
-const fn build_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
+/// The byte-at-a-time table of the reflected CRC with polynomial `poly`
+/// (also used for CRC-32 by [`crate::summary`]).
+pub(crate) const fn reflected_table(poly: u32) -> [u32; 256] {
+    let mut t = [0u32; 256];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+            c = if c & 1 != 0 { (c >> 1) ^ poly } else { c >> 1 };
             k += 1;
         }
-        t[0][i] = c;
+        t[i] = c;
         i += 1;
     }
+    t
+}
+
+const fn build_tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
+    t[0] = reflected_table(POLY);
     let mut s = 1;
     while s < 8 {
         let mut i = 0;

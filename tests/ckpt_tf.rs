@@ -457,12 +457,7 @@ fn tf2_backbone_case(label: &str, cfg: ModelConfig) {
     }
     assert_eq!(r.global_step, Some(7));
     // `ckpt info`'s inference reads the TF2 file through the TF1 view.
-    let entries = simclr::ckpt::tf2::tf1_view(
-        src.entries()
-            .into_iter()
-            .map(|e| (e.name, e.dims))
-            .collect(),
-    );
+    let entries = simclr::ckpt::tf2::tf1_view(&src.entries());
     let arch = infer::infer(&entries).expect("infer from TF2 paths");
     assert_eq!(arch.resnet_depth, cfg.resnet_depth, "{label}");
     assert_eq!(arch.sk_ratio > 0.0, cfg.sk_ratio > 0.0, "{label}");

@@ -446,31 +446,21 @@ fn bad_flags_are_refused_with_one_message_each() {
 #[test]
 fn main_command_smoke_loss_decreases_on_a_fixed_batch() {
     let md = tmp("main-smoke");
-    let mut a = s(&[
-        "--mode=train_then_eval",
-        "--train_mode=pretrain",
-        "--dataset=cifar10",
-        "--image_size=32",
-        "--resnet_depth=18",
-        "--eval_split=test",
-        "--learning_rate=1.0",
-        "--weight_decay=1e-4",
-        "--temperature=0.5",
-        "--use_blur=False",
-        "--color_jitter_strength=0.5",
-        "--warmup_epochs=0",
-        "--train_batch_size=16",
-        "--train_steps=6",
-        "--checkpoint_steps=6",
-        "--train_summary_steps=1",
-        "--num_replicas=2",
-        "--eval_batch_size=32",
-        "--eval_steps=1",
-        "--knn_bank_size=64",
-        "--fixed_batch",
-    ]);
-    a.push(format!("--model_dir={}", md.display()));
-    a.push(format!("--data_dir={}", data_dir()));
+    // The README recipe (`cifar_pretrain`), overridden as tools/main scales it.
+    let a = cifar_pretrain(
+        &md,
+        &[
+            "--mode=train_then_eval",
+            "--warmup_epochs=0",
+            "--train_batch_size=16",
+            "--train_steps=6",
+            "--checkpoint_steps=6",
+            "--train_summary_steps=1",
+            "--eval_batch_size=32",
+            "--knn_bank_size=64",
+            "--fixed_batch",
+        ],
+    );
     let err = ok(&a);
     assert!(err.contains("k-NN (k=200, cosine) top-1"), "{err}");
     assert!(md.join("result.json").exists(), "{err}");

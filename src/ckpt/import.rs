@@ -122,7 +122,6 @@ pub struct Restored {
 }
 
 pub use super::tf2::tf2_to_tf1;
-use super::tf2::SUFFIX as TF2_SUFFIX;
 
 fn is_slot(name: &str) -> bool {
     name.ends_with("/Momentum") || name == "Momentum" || name.contains(".OPTIMIZER_SLOT")
@@ -195,13 +194,7 @@ fn missing_hint(missing: &[String], available: &BTreeSet<String>) -> String {
 
 /// "; the checkpoint's model is built by: --flags…" when inference works.
 fn inferred_flags(entries: &[super::Entry]) -> String {
-    let named = super::tf2::tf1_view(
-        entries
-            .iter()
-            .map(|e| (e.name.clone(), e.dims.clone()))
-            .collect(),
-    );
-    match super::infer::infer(&named) {
+    match super::infer::infer(&super::tf2::tf1_view(entries)) {
         Ok(a) => format!(
             "; the checkpoint's model is built by: {}",
             a.flags().join(" ")
@@ -224,15 +217,15 @@ pub fn restore(vars: &[Variable], src: &Source, opts: &RestoreOptions) -> Result
     let model_names: BTreeSet<&str> = vars.iter().map(|v| v.name.as_str()).collect();
     let tf2 = super::tf2::map_keys(entries.iter().map(|e| e.name.as_str()));
     for e in &entries {
-        if e.name.ends_with(TF2_SUFFIX) {
-            let cands = tf2.get(&e.name).map(Vec::as_slice).unwrap_or_default();
-            if let Some(c) = cands.iter().find(|c| model_names.contains(c.as_str())) {
-                out.renamed.push((e.name.clone(), c.clone()));
-                by_name.insert(c.clone(), e.name.clone());
-                continue;
-            }
+        let mapped = tf2
+            .get(&e.name)
+            .and_then(|cands| cands.iter().find(|c| model_names.contains(c.as_str())));
+        if let Some(c) = mapped {
+            out.renamed.push((e.name.clone(), c.clone()));
+            by_name.insert(c.clone(), e.name.clone());
+        } else {
+            by_name.insert(e.name.clone(), e.name.clone());
         }
-        by_name.insert(e.name.clone(), e.name.clone());
     }
     let available: BTreeSet<String> = by_name.keys().cloned().collect();
     let mut used: BTreeSet<String> = BTreeSet::new();

@@ -182,21 +182,21 @@ fn backbone_variable(rest: &str) -> Option<(Vec<u32>, String, LayerKind, &str)> 
     Some((position, layer, kind, var))
 }
 
-/// `entries` (name, shape) with every mappable TF2 key renamed to its
-/// (first) TF1 name and TF2 keys that map to nothing dropped, so that TF1
-/// tools (architecture inference) read TF2 checkpoints too. TF1 checkpoints
-/// come back unchanged.
-pub fn tf1_view(entries: Vec<(String, Vec<u64>)>) -> Vec<(String, Vec<u64>)> {
-    let map = map_keys(entries.iter().map(|(n, _)| n.as_str()));
+/// The (name, shape) of every checkpoint entry, each mappable TF2 key
+/// renamed to its (first) TF1 name and TF2 keys that map to nothing
+/// dropped, so that TF1 tools (architecture inference) read TF2
+/// checkpoints too. TF1 checkpoints come back unchanged.
+pub fn tf1_view(entries: &[super::Entry]) -> Vec<(String, Vec<u64>)> {
+    let map = map_keys(entries.iter().map(|e| e.name.as_str()));
     entries
-        .into_iter()
-        .filter_map(|(name, dims)| {
-            if !name.ends_with(SUFFIX) {
-                return Some((name, dims));
-            }
-            map.get(&name)
-                .and_then(|c| c.first())
-                .map(|tf1| (tf1.clone(), dims))
+        .iter()
+        .filter_map(|e| {
+            let name = if e.name.ends_with(SUFFIX) {
+                map.get(&e.name)?.first()?.clone()
+            } else {
+                e.name.clone()
+            };
+            Some((name, e.dims.clone()))
         })
         .collect()
 }

@@ -365,7 +365,13 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
 
     let mut state = compiled.init_state(&client, args.seed, &HostState::new())?;
     if let Some(dir) = &args.save_init {
-        save_init(dir, &compiled.download_state(&state)?)?;
+        let names: Vec<&str> = compiled
+            .program
+            .vars
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        save_init(dir, &names, &compiled.download_state(&state)?)?;
     }
     let size = i64::from(cfg.model.image_size);
     let inputs = vec![vec![
@@ -444,23 +450,20 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes every f32 array of `state` but the optimizer slots as
-/// `DIR/<k>.npy`, with `DIR/index.json` mapping each TF1 name to its file.
-fn save_init(dir: &std::path::Path, state: &HostState) -> anyhow::Result<()> {
+/// Writes the model variables `names` of `state` as `DIR/<k>.npy`, with
+/// `DIR/index.json` mapping each TF1 name to its file.
+fn save_init(dir: &std::path::Path, names: &[&str], state: &HostState) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut names: Vec<&String> = state
-        .keys()
-        .filter(|n| !n.ends_with("/Momentum") && n.as_str() != "global_step")
-        .collect();
-    names.sort();
     let mut index = serde_json::Map::new();
-    for (k, name) in names.into_iter().enumerate() {
-        let a = &state[name];
+    for (k, &name) in names.iter().enumerate() {
+        let a = state
+            .get(name)
+            .ok_or_else(|| anyhow!("the downloaded state lacks {name}"))?;
         let dims: Vec<usize> = a.shape().dims.iter().map(|&d| d.max(0) as usize).collect();
         let arr = crate::npy::NpyArray::new(dims, crate::npy::NpyData::F32(a.to_f32()?))?;
         let file = format!("{k}.npy");
         crate::npy::write(dir.join(&file), &arr)?;
-        index.insert(name.clone(), json!(file));
+        index.insert(name.to_string(), json!(file));
     }
     let path = dir.join("index.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&index)?)

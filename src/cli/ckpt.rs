@@ -102,12 +102,7 @@ pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
         CkptCommand::Info { path } => {
             let src = Source::open(path)?;
-            let entries: Vec<(String, Vec<u64>)> = crate::ckpt::tf2::tf1_view(
-                src.entries()
-                    .into_iter()
-                    .map(|e| (e.name, e.dims))
-                    .collect(),
-            );
+            let entries = crate::ckpt::tf2::tf1_view(&src.entries());
             let arch = infer::infer(&entries)?;
             writeln!(
                 out,

@@ -328,22 +328,7 @@ impl Run {
                     let batch = pipeline
                         .next_batch()?
                         .ok_or_else(|| anyhow!("the training data ended at step {step}"))?;
-                    let inputs = batch
-                        .replicas
-                        .iter()
-                        .map(|rb| -> Result<Vec<HostArray>> {
-                            let dims = [
-                                (rb.num_views * rb.batch) as i64,
-                                rb.height as i64,
-                                rb.width as i64,
-                                3,
-                            ];
-                            Ok(vec![
-                                HostArray::from_f32(&dims, &rb.images)?,
-                                HostArray::from_s32(&[rb.batch as i64], &rb.labels)?,
-                            ])
-                        })
-                        .collect::<Result<Vec<_>>>()?;
+                    let inputs = step_inputs(&batch)?;
                     if f.fixed_batch {
                         fixed = Some(inputs.clone());
                     }
@@ -777,6 +762,27 @@ impl Run {
             std::thread::sleep(Duration::from_secs(15));
         }
     }
+}
+
+/// A training batch as the step's inputs: per replica, the views
+/// `[views·b, h, w, 3]` and the labels `[b]`.
+fn step_inputs(batch: &data::pipeline::Batch) -> Result<Vec<Vec<HostArray>>> {
+    batch
+        .replicas
+        .iter()
+        .map(|rb| {
+            let dims = [
+                (rb.num_views * rb.batch) as i64,
+                rb.height as i64,
+                rb.width as i64,
+                3,
+            ];
+            Ok(vec![
+                HostArray::from_f32(&dims, &rb.images)?,
+                HostArray::from_s32(&[rb.batch as i64], &rb.labels)?,
+            ])
+        })
+        .collect()
 }
 
 fn warn_skipped(latest: &ckpt::native::Latest) {

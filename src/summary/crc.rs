@@ -2,24 +2,7 @@
 //! (TFRecord's CRC-32C is [`crate::crc32c`]). Table-driven, one byte per
 //! step; the table is built at compile time.
 
-/// A 256-entry table for the reflected CRC with polynomial `poly`.
-const fn table(poly: u32) -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ poly } else { c >> 1 };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-const IEEE: [u32; 256] = table(0xEDB8_8320);
+const IEEE: [u32; 256] = crate::crc32c::reflected_table(0xEDB8_8320);
 
 /// Continues a reflected CRC (pre- and post-inverted) over `data`.
 fn update(table: &[u32; 256], crc: u32, data: &[u8]) -> u32 {

@@ -82,6 +82,22 @@ def tf1_name(path):
     return "head_supervised/" + "/".join(parts[1:])
 
 
+def write_values(out_dir, prefix, items):
+    """Writes OUT_DIR/values.bin (little-endian f32 of each array) and
+    OUT_DIR/values.json ({prefix, tensors: {TF1 name: {offset, size, ...}}})
+    from (TF1 name, array, extra fields) items."""
+    manifest = {}
+    offset = 0
+    with open(os.path.join(out_dir, "values.bin"), "wb") as blob:
+        for name, value, extra in items:
+            raw = np.ascontiguousarray(value).astype("<f4").tobytes()
+            blob.write(raw)
+            manifest[name] = dict(extra, offset=offset, size=len(raw))
+            offset += len(raw)
+    with open(os.path.join(out_dir, "values.json"), "w") as f:
+        json.dump({"prefix": prefix, "tensors": manifest}, f)
+
+
 def main():
     out_dir = sys.argv[1]
     dim, layers, out_dim, classes = (int(a) for a in sys.argv[2:6])
@@ -94,19 +110,11 @@ def main():
     ckpt = tf.train.Checkpoint(model=model, global_step=tf.Variable(3, dtype=tf.int64))
     prefix = ckpt.write(os.path.join(out_dir, "ckpt-1"))
     reader = tf.train.load_checkpoint(prefix)
-    manifest = {}
-    offset = 0
-    with open(os.path.join(out_dir, "values.bin"), "wb") as blob:
-        for key in sorted(reader.get_variable_to_shape_map()):
-            if not key.startswith("model/") or not key.endswith("/.ATTRIBUTES/VARIABLE_VALUE"):
-                continue
-            path = key[len("model/"):-len("/.ATTRIBUTES/VARIABLE_VALUE")]
-            raw = np.ascontiguousarray(reader.get_tensor(key)).astype("<f4").tobytes()
-            blob.write(raw)
-            manifest[tf1_name(path)] = {"key": key, "offset": offset, "size": len(raw)}
-            offset += len(raw)
-    with open(os.path.join(out_dir, "values.json"), "w") as f:
-        json.dump({"prefix": prefix, "tensors": manifest}, f)
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    keys = [k for k in sorted(reader.get_variable_to_shape_map())
+            if k.startswith("model/") and k.endswith(suffix)]
+    write_values(out_dir, prefix, ((tf1_name(k[len("model/"):-len(suffix)]),
+                                    reader.get_tensor(k), {"key": k}) for k in keys))
     print(prefix)
 
 

@@ -18,14 +18,13 @@ keyed by that TF1 name.
     make_tf2_model.py OUT_DIR DEPTH WIDTH SK_RATIO SE_RATIO CIFAR_STEM(0|1) \
         NUM_PROJ_LAYERS PROJ_OUT_DIM NUM_CLASSES
 """
-import json
 import os
 import sys
 
 import numpy as np
 import tensorflow as tf
 
-from make_tf2_heads import ProjHead, SupHead
+from make_tf2_heads import ProjHead, SupHead, write_values
 
 LAYOUTS = {18: (False, [2, 2, 2, 2]), 34: (False, [3, 4, 6, 3]), 50: (True, [3, 4, 6, 3]),
            101: (True, [3, 4, 23, 3]), 152: (True, [3, 8, 36, 3]), 200: (True, [3, 24, 36, 3])}
@@ -195,16 +194,8 @@ def main():
         backbone.append((NAMER.names[id(v)], v))
     ckpt = tf.train.Checkpoint(model=model, global_step=tf.Variable(7, dtype=tf.int64))
     prefix = ckpt.write(os.path.join(out_dir, "ckpt-1"))
-    manifest = {}
-    offset = 0
-    with open(os.path.join(out_dir, "values.bin"), "wb") as blob:
-        for name, v in backbone:
-            raw = np.ascontiguousarray(v.numpy()).astype("<f4").tobytes()
-            blob.write(raw)
-            manifest[name] = {"offset": offset, "size": len(raw), "shape": list(v.shape)}
-            offset += len(raw)
-    with open(os.path.join(out_dir, "values.json"), "w") as f:
-        json.dump({"prefix": prefix, "tensors": manifest}, f)
+    write_values(out_dir, prefix,
+                 ((name, v.numpy(), {"shape": list(v.shape)}) for name, v in backbone))
     print(prefix)
 
 
