@@ -13,6 +13,7 @@ pub mod ckpt;
 pub mod cli;
 pub mod crc32c;
 pub mod data;
+pub mod dist;
 pub mod inspect;
 pub mod interp;
 pub mod ir;

@@ -10,7 +10,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<simclr::train::Error>() {
+                Some(simclr::train::Error::Preempted { .. }) => {
+                    ExitCode::from(simclr::train::preempt::EXIT_PREEMPTED)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -211,7 +211,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
                 v.name
             )
         })?;
-        let a = super::run::from_ckpt(&v.name, t)?;
+        let a = crate::train::from_ckpt(&v.name, t)?;
         if a.dims != v.shape.dims {
             bail!(
                 "{}: export holds {:?}, the model needs {:?}",

@@ -11,7 +11,6 @@
 //! epochs; this probe is the minutes-scale version for CPU runs.
 
 use super::flags::RunFlags;
-use super::run::Run;
 use crate::ckpt;
 use crate::data::{self, Dataset};
 use crate::train::{probe, HostState};
@@ -91,11 +90,13 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         flags.pjrt_plugin = Some(p.clone());
     }
     flags.model_dir = Some(args.model_dir.display().to_string());
-    let run = Run::new(flags)?;
-    let compiled = run.eval_program_compiled()?;
+    let seed = flags.seed as u64;
+    let (train_split, eval_split) = (flags.train_split.clone(), flags.eval_split.clone());
+    let run = super::run::trainer(flags)?;
+    let compiled = run.eval_compiled()?;
     let mut overrides = HostState::new();
     let label = if args.random_init {
-        format!("random initialisation (seed {})", run.flags.seed)
+        format!("random initialisation (seed {seed})")
     } else {
         let latest = ckpt::native::latest(&args.model_dir)?.ok_or_else(|| {
             anyhow!(
@@ -105,13 +106,13 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         })?;
         let c = ckpt::native::load(&latest.path)?;
         for (name, t) in &c.tensors {
-            overrides.insert(name.clone(), super::run::from_ckpt(name, t)?);
+            overrides.insert(name.clone(), crate::train::from_ckpt(name, t)?);
         }
         format!("{} (step {})", latest.path.display(), latest.step)
     };
-    let state = compiled.init_state(&run.client, run.flags.seed as u64, &overrides)?;
-    let train_ds = run.open_split(&run.flags.train_split)?;
-    let eval_ds = run.open_split(&run.flags.eval_split)?;
+    let state = compiled.init_state(run.client(), seed, &overrides)?;
+    let train_ds = run.open_split(&train_split)?;
+    let eval_ds = run.open_split(&eval_split)?;
     let train = subset(train_ds.as_ref(), args.train_examples, "probe train")?;
     let eval = subset(eval_ds.as_ref(), args.eval_examples, "probe eval")?;
     eprintln!(

@@ -41,6 +41,12 @@ pub struct PipelineConfig {
     pub global_batch: usize,
     /// Number of replicas `R`; `B` must be divisible by `R`.
     pub num_replicas: usize,
+    /// The replicas this process feeds in a job of several processes
+    /// (`None`: all of them). Each batch then holds only these replicas'
+    /// shares, and they are the same examples and augmentations that a
+    /// single process would give those replicas: the global batch of a step
+    /// does not depend on how many processes build it.
+    pub local_replicas: Option<std::ops::Range<usize>>,
     /// Views per example: 2 for pretraining, 1 for fine-tuning / eval.
     pub num_views: usize,
     /// Training (shuffle, repeat, random augmentation) or evaluation
@@ -79,6 +85,7 @@ impl PipelineConfig {
         PipelineConfig {
             global_batch,
             num_replicas,
+            local_replicas: None,
             num_views: 2,
             train: true,
             augment: AugmentConfig::pretrain(image_size, strength),
@@ -111,6 +118,7 @@ impl PipelineConfig {
         PipelineConfig {
             global_batch,
             num_replicas,
+            local_replicas: None,
             num_views: 1,
             train: false,
             augment: AugmentConfig::finetune(image_size),
@@ -133,6 +141,11 @@ impl PipelineConfig {
             })
     }
 
+    /// The replicas this pipeline builds batches for.
+    pub fn replica_range(&self) -> std::ops::Range<usize> {
+        self.local_replicas.clone().unwrap_or(0..self.num_replicas)
+    }
+
     /// Per-replica batch `n = B / R`.
     pub fn per_replica_batch(&self) -> usize {
         self.global_batch / self.num_replicas.max(1)
@@ -150,6 +163,14 @@ impl PipelineConfig {
         }
         if self.num_views == 0 {
             return Err(Error::Config("num_views must be at least 1".into()));
+        }
+        if let Some(r) = &self.local_replicas {
+            if r.is_empty() || r.end > self.num_replicas {
+                return Err(Error::Config(format!(
+                    "local replicas {r:?} are not a part of the {} replicas",
+                    self.num_replicas
+                )));
+            }
         }
         self.augment.validate()
     }
@@ -301,7 +322,7 @@ struct Shared {
 
 impl Shared {
     fn units_per_step(&self) -> u64 {
-        (self.cfg.num_replicas * self.chunks_per_replica) as u64
+        (self.cfg.replica_range().len() * self.chunks_per_replica) as u64
     }
 
     /// (dataset index, epoch) of slot `i` of global batch `step`; `None`
@@ -324,7 +345,8 @@ impl Shared {
         let cfg = &self.cfg;
         let size = cfg.augment.image_size;
         let nr = cfg.per_replica_batch();
-        let replicas = (0..cfg.num_replicas)
+        let replicas = cfg
+            .replica_range()
             .map(|_| {
                 Mutex::new(ReplicaBatch {
                     images: vec![0f32; cfg.num_views * nr * size * size * 3],
@@ -433,7 +455,8 @@ impl Shared {
         let ups = self.units_per_step();
         let step = self.first_step + unit / ups;
         let rem = (unit % ups) as usize;
-        let (r, c) = (rem / self.chunks_per_replica, rem % self.chunks_per_replica);
+        let (local, c) = (rem / self.chunks_per_replica, rem % self.chunks_per_replica);
+        let r = self.cfg.replica_range().start + local;
         let nr = self.cfg.per_replica_batch();
         let range = (c * self.chunk).min(nr)..((c + 1) * self.chunk).min(nr);
         let buf = self.step_buf(step);
@@ -449,7 +472,7 @@ impl Shared {
             Ok((images, labels, indices)) => {
                 let per_img = self.cfg.augment.image_size.pow(2) * 3;
                 let len = range.len();
-                let mut rb = lock(&buf.replicas[r]);
+                let mut rb = lock(&buf.replicas[local]);
                 for v in 0..self.cfg.num_views {
                     let dst = (v * nr + range.start) * per_img;
                     rb.images[dst..dst + len * per_img]

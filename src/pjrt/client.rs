@@ -32,6 +32,39 @@ pub struct ClientOptions {
     pub cpu_device_count: Option<usize>,
     /// GPU plugins: allocator settings (see [`gpu::GpuOptions::from_env`]).
     pub gpu: gpu::GpuOptions,
+    /// A process of a multi-process job: its node id, the node count and
+    /// the job's key-value store, handed to the plugin's KV callbacks.
+    pub multi_process: Option<MultiProcess>,
+}
+
+/// This process's place in a multi-process job, for `PJRT_Client_Create`:
+/// GPU plugins take `node_id`/`num_nodes` as create options; every plugin
+/// gets the key-value callbacks (the CPU plugin ignores them).
+#[derive(Clone)]
+pub struct MultiProcess {
+    /// This process (`node_id`).
+    pub node_id: usize,
+    /// Processes in the job (`num_nodes`).
+    pub num_nodes: usize,
+    /// The job's key-value store.
+    pub store: Arc<dyn super::kv::KeyValueStore>,
+}
+
+impl std::fmt::Debug for MultiProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiProcess")
+            .field("node_id", &self.node_id)
+            .field("num_nodes", &self.num_nodes)
+            .finish()
+    }
+}
+
+impl PartialEq for MultiProcess {
+    fn eq(&self, o: &Self) -> bool {
+        self.node_id == o.node_id
+            && self.num_nodes == o.num_nodes
+            && Arc::ptr_eq(&self.store, &o.store)
+    }
 }
 
 impl ClientOptions {
@@ -41,6 +74,7 @@ impl ClientOptions {
         Self {
             cpu_device_count: None,
             gpu: gpu::GpuOptions::from_env(),
+            multi_process: None,
         }
     }
 
@@ -56,7 +90,18 @@ impl ClientOptions {
                     out.push(NamedValue::new("cpu_device_count", Value::Int64(n)));
                 }
             }
-            PluginKind::Cuda | PluginKind::Rocm => out.extend(self.gpu.named_values()?),
+            PluginKind::Cuda | PluginKind::Rocm => {
+                out.extend(self.gpu.named_values()?);
+                if let Some(m) = &self.multi_process {
+                    let id = |n: usize| {
+                        i64::try_from(n).map_err(|_| {
+                            Error::InvalidArgument(format!("node id {n} is too large"))
+                        })
+                    };
+                    out.push(NamedValue::new("node_id", Value::Int64(id(m.node_id)?)));
+                    out.push(NamedValue::new("num_nodes", Value::Int64(id(m.num_nodes)?)));
+                }
+            }
             PluginKind::Tpu => {}
         }
         Ok(out)
@@ -67,6 +112,8 @@ impl ClientOptions {
 pub(crate) struct ClientInner {
     pub(crate) plugin: Arc<Plugin>,
     pub(crate) raw: *mut RawClient,
+    /// The KV callbacks' `user_arg`; dropped after the client is destroyed.
+    _kv: Option<Box<super::kv::KvBridge>>,
 }
 
 // SAFETY: a PJRT client is thread-safe (the C API is called concurrently by
@@ -89,6 +136,7 @@ pub struct Client {
     platform_name: String,
     platform_version: String,
     devices: Vec<Device>,
+    num_global_devices: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -119,6 +167,19 @@ impl Client {
             raw_values.as_ptr()
         };
         args.num_options = raw_values.len();
+        let kv = options
+            .multi_process
+            .as_ref()
+            .map(|m| super::kv::KvBridge::new(m.store.clone()));
+        if let Some(bridge) = &kv {
+            let user = &**bridge as *const super::kv::KvBridge as *mut std::ffi::c_void;
+            args.kv_get_callback = super::kv::kv_get as *mut std::ffi::c_void;
+            args.kv_get_user_arg = user;
+            args.kv_try_get_callback = super::kv::kv_try_get as *mut std::ffi::c_void;
+            args.kv_try_get_user_arg = user;
+            args.kv_put_callback = super::kv::kv_put as *mut std::ffi::c_void;
+            args.kv_put_user_arg = user;
+        }
         plugin.call(slot::CLIENT_CREATE, &mut args)?;
         drop(raw_values);
         if args.client.is_null() {
@@ -131,6 +192,7 @@ impl Client {
         let inner = Arc::new(ClientInner {
             plugin,
             raw: args.client,
+            _kv: kv,
         });
         let platform_name = inner.string(slot::CLIENT_PLATFORM_NAME)?;
         let platform_version = inner
@@ -152,11 +214,18 @@ impl Client {
             .into_iter()
             .map(|r| Device::describe(&inner.plugin, r))
             .collect::<Result<Vec<_>>>()?;
+        let mut all = ffi::ClientDevicesArgs::new();
+        all.client = inner.raw;
+        let num_global_devices = match inner.plugin.call(slot::CLIENT_DEVICES, &mut all) {
+            Ok(()) => all.num_devices.max(devices.len()),
+            Err(_) => devices.len(),
+        };
         Ok(Client {
             inner,
             platform_name,
             platform_version,
             devices,
+            num_global_devices,
         })
     }
 
@@ -195,6 +264,12 @@ impl Client {
         &self.devices
     }
 
+    /// Every device of the job (`PJRT_Client_Devices`): the addressable ones
+    /// plus, in a multi-process job whose plugin joined the others, theirs.
+    pub fn num_global_devices(&self) -> usize {
+        self.num_global_devices
+    }
+
     /// The addressable device with global id `id`.
     pub fn device(&self, id: i32) -> Result<&Device> {
         self.devices.iter().find(|d| d.id == id).ok_or_else(|| {
@@ -217,12 +292,10 @@ impl Client {
         options: &CompileOptions,
     ) -> Result<LoadedExecutable> {
         let signature = check_module(module)?;
-        if options.num_replicas > self.devices.len() {
+        if options.num_replicas > self.num_global_devices {
             return Err(Error::InvalidArgument(format!(
                 "module '{}' asks for {} replicas, but the client has {} devices",
-                module.name,
-                options.num_replicas,
-                self.devices.len()
+                module.name, options.num_replicas, self.num_global_devices
             )));
         }
         let compile_options = options.encode()?;
@@ -324,6 +397,7 @@ mod tests {
                 preallocate: Some(false),
                 ..Default::default()
             },
+            multi_process: None,
         };
         let cpu = o.named_values(PluginKind::Cpu).unwrap();
         assert_eq!(

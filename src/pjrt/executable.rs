@@ -152,7 +152,13 @@ impl LoadedExecutable {
                     .map_or_else(|| Device::describe(&exe.client.plugin, r), Ok)
             })
             .collect::<Result<Vec<_>>>()?;
-        if exe.devices.len() != num_replicas {
+        // In a multi-process job each process holds only its replicas.
+        let expected = if client.num_global_devices() > client.devices().len() {
+            exe.devices.len().min(num_replicas).max(1)
+        } else {
+            num_replicas
+        };
+        if exe.devices.len() != expected {
             return Err(Error::InvalidArgument(format!(
                 "module '{}' was compiled for {num_replicas} replicas but runs on {} devices",
                 exe.signature.name,
@@ -207,11 +213,11 @@ impl LoadedExecutable {
     /// Checks `args` (one list per replica) against the module's parameters
     /// and the replica devices, without calling the plugin.
     pub fn check_arguments<'a, L: AsRef<[&'a Buffer]>>(&self, args: &[L]) -> Result<()> {
-        if args.len() != self.num_replicas {
+        if args.len() != self.devices.len() {
             return Err(Error::InvalidArgument(format!(
                 "module '{}' runs on {} replicas, got {} argument lists",
                 self.signature.name,
-                self.num_replicas,
+                self.devices.len(),
                 args.len()
             )));
         }
@@ -284,7 +290,7 @@ impl LoadedExecutable {
         keep_inputs: bool,
     ) -> Result<Vec<Vec<Buffer>>> {
         self.check_arguments(args)?;
-        let num_devices = self.num_replicas;
+        let num_devices = self.devices.len();
         let num_args = self.signature.parameters.len();
         let arg_ptrs: Vec<Vec<*mut RawBuffer>> = args
             .iter()
@@ -371,11 +377,11 @@ impl LoadedExecutable {
     /// Uploads `args[r]` to `devices()[r]`, runs, and copies every output
     /// back: `outputs[r][i]`.
     pub fn execute_host(&self, args: &[Vec<HostArray>]) -> Result<Vec<Vec<HostArray>>> {
-        if args.len() != self.num_replicas {
+        if args.len() != self.devices.len() {
             return Err(Error::InvalidArgument(format!(
                 "module '{}' runs on {} replicas, got {} argument lists",
                 self.signature.name,
-                self.num_replicas,
+                self.devices.len(),
                 args.len()
             )));
         }

@@ -31,6 +31,7 @@ pub mod executable;
 mod ffi;
 pub mod gpu;
 pub mod host;
+pub mod kv;
 pub mod named_value;
 pub mod plugin;
 
@@ -42,5 +43,6 @@ pub use element_type::{ArrayShape, ElementType};
 pub use error::{Error, ErrorCode, Result};
 pub use executable::{CompiledMemoryStats, LoadedExecutable};
 pub use host::HostArray;
+pub use kv::{KeyValueStore, KvError};
 pub use named_value::{NamedValue, Value};
 pub use plugin::{Plugin, PluginKind};

@@ -26,6 +26,16 @@ pub enum TrainMode {
     Finetune,
 }
 
+impl TrainMode {
+    /// The flag value: `pretrain` or `finetune`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainMode::Pretrain => "pretrain",
+            TrainMode::Finetune => "finetune",
+        }
+    }
+}
+
 /// Errors building a step program.
 #[derive(Debug, Error)]
 pub enum Error {

@@ -2,10 +2,22 @@
 //! keeps the model state (variables, optimizer slots, global step) on the
 //! devices between steps, feeds batches and reads back a few scalars.
 //!
-//! Not here: flags and the run loop (`cli::run`), data (`data`),
-//! checkpoint files (`ckpt`), summaries (`summary`).
+//! [`Trainer`] runs the step loop (checkpoints, summaries, k-NN monitor,
+//! preemption, several processes) from a [`RunConfig`] the command line
+//! builds out of the flags.
+//!
+//! Not here: flags (`cli`), data (`data`), checkpoint files (`ckpt`),
+//! summaries (`summary`), the job of several processes (`dist`).
 
+pub mod config;
+pub mod preempt;
 pub mod probe;
+pub mod status;
+pub mod trainer;
+
+pub use config::{DataSpec, InitFrom, RunConfig};
+pub use status::Status;
+pub use trainer::{from_ckpt, step_inputs, Trainer};
 
 use crate::nn::init::initial_values;
 use crate::pjrt::{self, Buffer, Client, CompileOptions, HostArray, LoadedExecutable};
@@ -23,6 +35,62 @@ pub enum Error {
     /// Inputs or state do not fit the program.
     #[error("{0}")]
     Mismatch(String),
+    /// The run's configuration or data cannot work.
+    #[error("{0}")]
+    Config(String),
+    /// A step program could not be built.
+    #[error(transparent)]
+    Step(Box<crate::simclr::step::Error>),
+    /// The model's variables could not be listed.
+    #[error(transparent)]
+    Model(#[from] crate::nn::Error),
+    /// Reading or augmenting data failed.
+    #[error(transparent)]
+    Data(#[from] crate::data::Error),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::ckpt::Error),
+    /// A summary, metrics or result file could not be written.
+    #[error(transparent)]
+    Summary(#[from] crate::summary::Error),
+    /// The job of several processes failed (a process missing or dead, the
+    /// coordinator unreachable).
+    #[error(transparent)]
+    Dist(#[from] crate::dist::Error),
+    /// A file-system operation failed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// The loss stopped being finite.
+    #[error(
+        "the loss became {} at step {step} (total_loss = {value}); stopping. The last good checkpoint is {last_checkpoint}; try a lower --learning_rate or check the data",
+        if value.is_nan() { "NaN" } else { "infinite" }
+    )]
+    NonFinite {
+        /// The step whose loss was not finite.
+        step: i64,
+        /// The loss.
+        value: f64,
+        /// The newest checkpoint written before it, or `none`.
+        last_checkpoint: String,
+    },
+    /// A signal asked the run to stop; the checkpoint of `step` is written.
+    #[error(
+        "stopped by {signal} after step {step}; the checkpoint {checkpoint} holds it. Rerun the same command to resume from there"
+    )]
+    Preempted {
+        /// The last step trained and saved.
+        step: i64,
+        /// `SIGTERM` or `SIGINT`.
+        signal: String,
+        /// The checkpoint written.
+        checkpoint: String,
+    },
+}
+
+impl From<crate::simclr::step::Error> for Error {
+    fn from(e: crate::simclr::step::Error) -> Self {
+        Error::Step(Box::new(e))
+    }
 }
 
 /// Result alias.
@@ -86,8 +154,10 @@ pub struct DeviceState {
 pub type HostState = HashMap<String, HostArray>;
 
 impl Compiled {
+    /// The replicas this process feeds (the executable's addressable
+    /// devices; all replicas in a single-process job).
     fn replicas(&self) -> usize {
-        self.executable.num_replicas()
+        self.executable.devices().len()
     }
 
     /// Fresh state: variables initialised from `seed` (SPEC §3.2, §4.1), slots

@@ -1,0 +1,748 @@
+//! The training loop as a library: a [`Trainer`] owns a PJRT client, the
+//! run's configuration and its place in a job of one or more processes,
+//! and runs the step loop with checkpointing (atomic, keep-N, exact
+//! resume), TensorBoard summaries and `metrics.jsonl`, the k-NN monitor,
+//! NaN detection and preemption; it evaluates checkpoints (`result.json`)
+//! and exports the trained network.
+//!
+//! Not here: flags (the command line turns them into a [`RunConfig`]),
+//! the step programs (`simclr`), the files' formats (`ckpt`, `summary`).
+
+use super::config::RunConfig;
+use super::preempt;
+use super::{compile, default_compile_options, probe, Compiled, DeviceState, Error, HostState};
+use super::{Result, Status};
+use crate::ckpt;
+use crate::data::pipeline::{Batch, Pipeline, PipelineConfig};
+use crate::data::{self, Dataset};
+use crate::dist::Job;
+use crate::nn;
+use crate::pjrt::{self, Client, ElementType, HostArray};
+use crate::simclr::{eval_program, train_program, TrainMode};
+use crate::summary::{self, EventWriter, MetricsLog, Throughput};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The k-NN monitor's compiled eval program, memory bank and queries.
+type KnnCache = (Compiled, Arc<dyn Dataset>, Arc<dyn Dataset>);
+
+/// Runs training and evaluation for one [`RunConfig`] on one client.
+pub struct Trainer {
+    cfg: RunConfig,
+    client: Client,
+    job: Job,
+}
+
+impl Trainer {
+    /// A trainer for `cfg` on `client`, as process `job.process_id` of a
+    /// job of `job.num_processes` (a single-process job: [`Job::single`]).
+    pub fn new(cfg: RunConfig, client: Client, job: Job) -> Self {
+        Trainer { cfg, client, job }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    /// The PJRT client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The job this process belongs to.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// Global replicas (every device of every process in use).
+    pub fn replicas(&self) -> usize {
+        self.cfg.step.num_replicas
+    }
+
+    fn total_steps(&self) -> i64 {
+        self.cfg.step.schedule.total_steps
+    }
+
+    fn compile_options(&self) -> pjrt::CompileOptions {
+        default_compile_options(&self.client, self.replicas())
+    }
+
+    /// Whether this process writes the run's shared files (summaries,
+    /// `metrics.jsonl`, results, exports, checkpoints): process 0.
+    fn writes_outputs(&self) -> bool {
+        self.job.process_id == 0
+    }
+
+    /// Opens a split of the configured dataset.
+    pub fn open_split(&self, split: &str) -> Result<Box<dyn Dataset>> {
+        Ok(self.cfg.data.open(split)?)
+    }
+
+    /// Trains until the global step reaches the train steps, resuming from
+    /// `model_dir` when it holds a checkpoint. Returns the final step.
+    ///
+    /// # Errors
+    /// Any failure of the data, the runtime or the files; a non-finite loss
+    /// ([`Error::NonFinite`], naming the step and the last good
+    /// checkpoint); a stop requested by SIGTERM/SIGINT
+    /// ([`Error::Preempted`], after the checkpoint of that step is written).
+    pub fn train(&self) -> Result<i64> {
+        let c = &self.cfg;
+        preempt::install();
+        if self.writes_outputs() {
+            std::fs::create_dir_all(&c.model_dir).map_err(|e| {
+                Error::Io(
+                    format!("cannot create --model_dir={}", c.model_dir.display()),
+                    e,
+                )
+            })?;
+            summary::write_flags(&c.model_dir, &c.record)?;
+        }
+        let ds: Arc<dyn Dataset> = Arc::from(c.data.open(&c.data.train_split)?);
+        let n = ds.len() as i64;
+        eprintln!(
+            "simclr: {} on {} ({} examples), {} replica(s) of {} {}{}, {} steps of batch {}",
+            self.cfg.step.train_mode.name(),
+            ds.describe(),
+            n,
+            self.replicas(),
+            self.client.platform_name(),
+            self.client
+                .devices()
+                .first()
+                .map(|d| d.kind.as_str())
+                .unwrap_or("?"),
+            self.job.describe(),
+            self.total_steps(),
+            c.train_batch_size
+        );
+        let t = Instant::now();
+        let program = train_program(&c.step)?;
+        eprintln!(
+            "simclr: traced the {} step ({} instructions) in {:.1}s; compiling…",
+            c.step.train_mode.name(),
+            program.module.instruction_count(),
+            t.elapsed().as_secs_f64()
+        );
+        let compiled = compile(&self.client, program, &self.compile_options())?;
+        eprintln!("simclr: compiled in {:.1}s", compiled.compile_seconds);
+
+        let (mut state, start_step) = self.initial_state(&compiled)?;
+        let total = self.total_steps();
+        if start_step >= total {
+            eprintln!(
+                "simclr: {} is already at step {start_step} ≥ {total}; nothing to train",
+                c.model_dir.display()
+            );
+            return Ok(start_step);
+        }
+        let mut pipeline =
+            Pipeline::starting_at(ds.clone(), self.train_pipeline_config()?, start_step as u64)?;
+
+        let mut out = self.outputs()?;
+        let mut status = Status::new(start_step, total, c.train_batch_size);
+        let mut knn = None;
+        let mut last_saved: Option<PathBuf> = None;
+        let started = Instant::now();
+        let mut meter = Throughput::new(1, 20);
+        meter.start();
+        let mut step = start_step;
+        let mut fixed: Option<Vec<Vec<HostArray>>> = None;
+        let mut waited = Duration::ZERO;
+        while step < total {
+            let t_in = Instant::now();
+            let inputs = match &fixed {
+                Some(inputs) => inputs.clone(),
+                None => {
+                    let batch = pipeline.next_batch()?.ok_or_else(|| {
+                        Error::Config(format!("the training data ended at step {step}"))
+                    })?;
+                    let inputs = step_inputs(&batch)?;
+                    if c.fixed_batch {
+                        fixed = Some(inputs.clone());
+                    }
+                    inputs
+                }
+            };
+            waited += t_in.elapsed();
+            let metrics = compiled.train_step(&self.client, &mut state, &inputs)?;
+            step += 1;
+            meter.step(c.train_batch_size as u64);
+            let m: BTreeMap<&str, f64> = metrics.iter().copied().collect();
+            if m.get("nonfinite").copied().unwrap_or(0.0) > 0.0 {
+                let last = last_saved
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .or_else(|| {
+                        ckpt::native::latest(&c.model_dir)
+                            .ok()
+                            .flatten()
+                            .map(|l| l.path.display().to_string())
+                    })
+                    .unwrap_or_else(|| "none".into());
+                return Err(Error::NonFinite {
+                    step,
+                    value: m.get("total_loss").copied().unwrap_or(f64::NAN),
+                    last_checkpoint: last,
+                });
+            }
+            let ips = meter
+                .report()
+                .map(|r| r.median_images_per_sec)
+                .unwrap_or(0.0);
+            let is_ckpt = step % c.checkpoint_every == 0 || step == total;
+            let summarize = (c.summary_every > 0 && step % c.summary_every == 0)
+                || is_ckpt
+                || step == start_step + 1;
+            if summarize {
+                if let Some(o) = out.as_mut() {
+                    o.train_metrics(&metrics, ips, step)?;
+                }
+            }
+            status.update(step, &m, ips, summarize);
+            let stop = self.job.preemption(step)?;
+            if is_ckpt || stop.is_some() {
+                status.finish_line();
+                meter.pause();
+                let saved = self.save(&compiled, &state, step)?;
+                if let Some(p) = &saved {
+                    eprintln!("simclr: saved {}", p.display());
+                }
+                last_saved = saved.or(last_saved);
+                if let Some(sig) = stop {
+                    return Err(Error::Preempted {
+                        step,
+                        signal: preempt::signal_name(sig).to_string(),
+                        checkpoint: last_saved
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| c.model_dir.display().to_string()),
+                    });
+                }
+                if is_ckpt && c.step.train_mode == TrainMode::Pretrain && c.knn_bank_size.is_some()
+                {
+                    let acc = self.knn_monitor(&compiled, &state, &mut knn)?;
+                    eprintln!(
+                        "simclr: k-NN (k=200, cosine) top-1 on {}: {:.4}",
+                        c.data.eval_split, acc
+                    );
+                    if let Some(o) = out.as_mut() {
+                        o.knn(acc, step)?;
+                    }
+                }
+                meter.resume();
+            }
+        }
+        status.finish_line();
+        let stats = pipeline.stats();
+        let train_s = started.elapsed().as_secs_f64();
+        eprintln!(
+            "simclr: trained to step {step} in {} (input pipeline {:.0} img/s while producing, the step waited {:.1}s = {:.1} % of the time for data)",
+            fmt_duration(started.elapsed()),
+            stats.images_per_s,
+            waited.as_secs_f64(),
+            100.0 * waited.as_secs_f64() / train_s.max(1e-9)
+        );
+        self.job.finished()?;
+        Ok(step)
+    }
+
+    fn train_pipeline_config(&self) -> Result<PipelineConfig> {
+        let c = &self.cfg;
+        let mut p = match c.step.train_mode {
+            TrainMode::Pretrain => {
+                let mut p = PipelineConfig::pretrain(
+                    c.train_batch_size,
+                    self.replicas(),
+                    c.image_size,
+                    c.color_jitter_strength,
+                    c.seed,
+                );
+                p.blur = c.use_blur;
+                p
+            }
+            TrainMode::Finetune => {
+                PipelineConfig::finetune(c.train_batch_size, self.replicas(), c.image_size, c.seed)
+            }
+        };
+        p.augment.resize = c.resize;
+        p.local_replicas = self.job.local_replicas(self.replicas())?;
+        Ok(p)
+    }
+
+    /// The files process 0 writes while training; `None` elsewhere.
+    fn outputs(&self) -> Result<Option<TrainOutputs>> {
+        if !self.writes_outputs() {
+            return Ok(None);
+        }
+        Ok(Some(TrainOutputs {
+            events: EventWriter::create(self.cfg.model_dir.join("train"))?,
+            log: MetricsLog::open(&self.cfg.model_dir)?,
+        }))
+    }
+
+    /// The state a training run starts from: resumed from `model_dir`,
+    /// restored from `--checkpoint`, or freshly initialised.
+    fn initial_state(&self, compiled: &Compiled) -> Result<(DeviceState, i64)> {
+        let c = &self.cfg;
+        let start =
+            ckpt::import::start(&c.model_dir, c.init_from.as_ref().map(|i| i.path.as_path()))?;
+        let mut overrides = HostState::new();
+        let mut step = 0;
+        match start {
+            ckpt::import::Start::Resume(latest) => {
+                warn_skipped(&latest);
+                let ck = ckpt::native::load(&latest.path)?;
+                for (name, t) in &ck.tensors {
+                    overrides.insert(name.clone(), from_ckpt(name, t)?);
+                }
+                step = latest.step as i64;
+                eprintln!(
+                    "simclr: resuming from {} (step {step})",
+                    latest.path.display()
+                );
+            }
+            ckpt::import::Start::Restore(path) => {
+                let src = ckpt::source::Source::open(&path)?;
+                let vars = nn::variables(&c.step.model)?;
+                let init = c.init_from.as_ref();
+                let opts = ckpt::import::RestoreOptions {
+                    variable_schema: init.map(|i| i.variable_schema.clone()).unwrap_or_default(),
+                    zero_init_logits_layer: init.is_some_and(|i| i.zero_init_logits_layer),
+                    ..Default::default()
+                };
+                let restored = ckpt::import::restore(&vars, &src, &opts)?;
+                eprintln!(
+                    "simclr: restored {} variables from {} ({} not selected, {} checkpoint tensors ignored{})",
+                    restored.restored.len(),
+                    path.display(),
+                    restored.not_selected.len(),
+                    restored.ignored.len(),
+                    if restored.zeroed.is_empty() { String::new() } else { format!(", {} zeroed", restored.zeroed.len()) }
+                );
+                for (name, t) in &restored.values {
+                    overrides.insert(name.clone(), from_ckpt(name, t)?);
+                }
+            }
+            ckpt::import::Start::Fresh => {}
+        }
+        let state = compiled.init_state(&self.client, c.seed, &overrides)?;
+        Ok((state, step))
+    }
+
+    /// Writes the checkpoint of `step` once for the whole job (the state is
+    /// replicated): every process reaches the step, process 0 writes, and
+    /// every process waits until it is committed. Returns the file on
+    /// process 0.
+    fn save(&self, compiled: &Compiled, state: &DeviceState, step: i64) -> Result<Option<PathBuf>> {
+        self.job.barrier(&format!("save/{step}/reached"))?;
+        let saved = if self.writes_outputs() {
+            let host = compiled.download_state(state)?;
+            let mut tensors = BTreeMap::new();
+            for (k, v) in &host {
+                tensors.insert(k.clone(), to_ckpt(v)?);
+            }
+            let meta = serde_json::json!({
+                "global_step": step,
+                "data_position": {"steps": step, "seed": self.cfg.seed},
+                "train_mode": self.cfg.step.train_mode.name(),
+                "flags": self.cfg.record,
+            });
+            let saved = ckpt::native::save(
+                &self.cfg.model_dir,
+                step as u64,
+                &tensors,
+                &meta,
+                self.cfg.keep_checkpoint_max,
+            )?;
+            Some(saved.path)
+        } else {
+            None
+        };
+        self.job.barrier(&format!("save/{step}/committed"))?;
+        Ok(saved)
+    }
+
+    /// Compiles the eval program (per-replica batch `eval_batch_size / R`).
+    pub fn eval_compiled(&self) -> Result<Compiled> {
+        let n = (self.cfg.eval_batch_size / self.replicas()) as i64;
+        let program = eval_program(&self.cfg.step, n)?;
+        compile(&self.client, program, &self.compile_options())
+    }
+
+    /// Features (`final_avg_pool`), logits and labels of every example of `ds`.
+    pub fn extract_features(
+        &self,
+        compiled: &Compiled,
+        state: &DeviceState,
+        ds: Arc<dyn Dataset>,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<i32>)> {
+        self.extract(compiled, state, ds, None)
+    }
+
+    /// Runs the eval program over `ds` (at most `max_batches` batches),
+    /// returning (features `[n, d]`, logits `[n, K]`, labels) of the real
+    /// examples of this process's replicas.
+    fn extract(
+        &self,
+        compiled: &Compiled,
+        state: &DeviceState,
+        ds: Arc<dyn Dataset>,
+        max_batches: Option<u64>,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<i32>)> {
+        let c = &self.cfg;
+        let mut cfg = PipelineConfig::eval(c.eval_batch_size, self.replicas(), c.image_size);
+        cfg.augment.resize = c.resize;
+        cfg.local_replicas = self.job.local_replicas(self.replicas())?;
+        let mut pipeline = Pipeline::new(ds, cfg)?;
+        let (mut feats, mut logits, mut labels) = (vec![], vec![], vec![]);
+        let mut batches = 0;
+        while let Some(batch) = pipeline.next_batch()? {
+            let inputs = batch
+                .replicas
+                .iter()
+                .map(|rb| -> Result<Vec<HostArray>> {
+                    Ok(vec![HostArray::from_f32(
+                        &[rb.batch as i64, rb.height as i64, rb.width as i64, 3],
+                        &rb.images,
+                    )?])
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let outs = compiled.eval_step(&self.client, state, &inputs)?;
+            for (rb, o) in batch.replicas.iter().zip(&outs) {
+                let lg = o[0].to_f32()?;
+                let ft = o[1].to_f32()?;
+                let k = lg.len() / rb.batch.max(1);
+                let d = ft.len() / rb.batch.max(1);
+                for i in 0..rb.batch {
+                    if rb.mask[i] > 0.0 {
+                        logits.extend_from_slice(&lg[i * k..(i + 1) * k]);
+                        feats.extend_from_slice(&ft[i * d..(i + 1) * d]);
+                        labels.push(rb.labels[i]);
+                    }
+                }
+            }
+            batches += 1;
+            if max_batches.is_some_and(|m| batches >= m) {
+                break;
+            }
+        }
+        Ok((feats, logits, labels))
+    }
+
+    fn knn_monitor(
+        &self,
+        train: &Compiled,
+        state: &DeviceState,
+        cache: &mut Option<KnnCache>,
+    ) -> Result<f64> {
+        let c = &self.cfg;
+        if cache.is_none() {
+            let eval = self.eval_compiled()?;
+            let train_ds = c.data.open(&c.data.train_split)?;
+            let bank_n = match c.knn_bank_size {
+                Some(b) if b > 0 => b.min(train_ds.len()),
+                _ => train_ds.len(),
+            };
+            let examples = (0..bank_n)
+                .map(|i| train_ds.get(i))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let bank: Arc<dyn Dataset> = Arc::new(data::InMemory::new(
+                examples,
+                train_ds.num_classes(),
+                "knn bank",
+            )?);
+            let queries: Arc<dyn Dataset> = Arc::from(c.data.open(&c.data.eval_split)?);
+            *cache = Some((eval, bank, queries));
+        }
+        let Some((eval, bank, queries)) = cache.as_ref() else {
+            return Err(Error::Config("k-NN monitor could not be prepared".into()));
+        };
+        // The eval program reads the same variables, in the same order.
+        let state_vars: Vec<&str> = train.program.vars.iter().map(|v| v.name.as_str()).collect();
+        let eval_vars: Vec<&str> = eval.program.vars.iter().map(|v| v.name.as_str()).collect();
+        if state_vars != eval_vars {
+            return Err(Error::Mismatch(
+                "internal: the eval program's variables differ from the training program's".into(),
+            ));
+        }
+        let (bf, _, bl) = self.extract(eval, state, bank.clone(), None)?;
+        let (qf, _, ql) = self.extract(eval, state, queries.clone(), c.eval_steps)?;
+        let d = bf.len() / bl.len().max(1);
+        Ok(probe::knn_accuracy(
+            (&bf, &bl),
+            (&qf, &ql),
+            d,
+            200,
+            bank.num_classes(),
+            0.07,
+        ))
+    }
+
+    /// Evaluates the newest checkpoint of `model_dir` once: label top-1/top-5
+    /// accuracy and loss over the eval split; writes `result.json`,
+    /// `result_<step>.json` and exports the network.
+    pub fn evaluate_latest(&self) -> Result<BTreeMap<String, f64>> {
+        let latest = ckpt::native::latest(&self.cfg.model_dir)?.ok_or_else(|| {
+            Error::Config(format!(
+                "{} holds no checkpoint to evaluate; train first (--mode=train)",
+                self.cfg.model_dir.display()
+            ))
+        })?;
+        warn_skipped(&latest);
+        self.evaluate(&latest.path)
+    }
+
+    fn evaluate(&self, path: &Path) -> Result<BTreeMap<String, f64>> {
+        let c = &self.cfg;
+        let ck = ckpt::native::load(path)?;
+        let step = ck.step as i64;
+        let compiled = self.eval_compiled()?;
+        let mut overrides = HostState::new();
+        for (name, t) in &ck.tensors {
+            overrides.insert(name.clone(), from_ckpt(name, t)?);
+        }
+        let state = compiled.init_state(&self.client, c.seed, &overrides)?;
+        let ds: Arc<dyn Dataset> = Arc::from(c.data.open(&c.data.eval_split)?);
+        let (_, logits, labels) = self.extract(&compiled, &state, ds, c.eval_steps)?;
+        let n = labels.len().max(1);
+        let k = logits.len() / n;
+        let (mut top1, mut top5, mut loss) = (0.0, 0.0, 0.0);
+        for (row, &y) in logits.chunks(k.max(1)).zip(&labels) {
+            let target = row.get(y as usize).copied().unwrap_or(f32::NEG_INFINITY);
+            let above = row.iter().filter(|&&v| v > target).count();
+            top1 += f64::from(u8::from(above < 1));
+            top5 += f64::from(u8::from(above < 5));
+            let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+            loss += f64::from(lse - target);
+        }
+        // Every process scored its own replicas' examples: sum the counts.
+        let [top1, top5, loss, count] = self.job.sum(
+            &format!("eval/{step}"),
+            [top1, top5, loss, labels.len() as f64],
+        )?;
+        let n = count.max(1.0);
+        let mut result = BTreeMap::new();
+        result.insert("label_top_1_accuracy".to_string(), top1 / n);
+        result.insert("label_top_5_accuracy".to_string(), top5 / n);
+        result.insert("loss".to_string(), loss / n);
+        if !self.writes_outputs() {
+            return Ok(result);
+        }
+        let metrics: Vec<(&str, f64)> = result.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        summary::write_result(&c.model_dir, step, &metrics)?;
+        let mut ev = EventWriter::create(c.model_dir.join("eval"))?;
+        let scalars: Vec<(String, f32)> = result
+            .iter()
+            .map(|(k, v)| (format!("eval/{k}"), *v as f32))
+            .collect();
+        let refs: Vec<(&str, f32)> = scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        ev.scalars(&refs, step)?;
+        summary::write_flags(&c.model_dir, &c.record)?;
+        let export = self.export(&ck, step)?;
+        eprintln!(
+            "simclr: eval at step {step} on {} examples of {}: top-1 {:.4}, top-5 {:.4}, loss {:.4}; exported {}",
+            count,
+            c.data.eval_split,
+            result["label_top_1_accuracy"],
+            result["label_top_5_accuracy"],
+            result["loss"],
+            export.display()
+        );
+        Ok(result)
+    }
+
+    /// Writes the trained network (variables + the flags that build it) to
+    /// `model_dir/export/<step>/`, keeping the newest `keep_hub_module_max`.
+    fn export(&self, ck: &ckpt::native::Checkpoint, step: i64) -> Result<PathBuf> {
+        let c = &self.cfg;
+        let root = c.model_dir.join("export");
+        let tensors: BTreeMap<String, ckpt::Tensor> = ck
+            .tensors
+            .iter()
+            .filter(|(k, _)| {
+                !k.contains("/Momentum") && !k.contains("/Adam") && k.as_str() != "global_step"
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let m = &c.step.model;
+        let meta = serde_json::json!({
+            "global_step": step,
+            "model": {
+                "resnet_depth": m.resnet_depth,
+                "width_multiplier": m.width_multiplier,
+                "sk_ratio": m.sk_ratio,
+                "se_ratio": m.se_ratio,
+                "image_size": m.image_size,
+                "proj_head_mode": c.proj_head_mode,
+                "num_proj_layers": m.num_proj_layers,
+                "proj_out_dim": m.proj_out_dim,
+                "num_classes": m.num_classes,
+                "ft_proj_selector": c.step.ft_proj_selector,
+            },
+        });
+        let dir = root.join(step.to_string());
+        ckpt::native::save(&dir, step as u64, &tensors, &meta, 1)?;
+        let mut steps: Vec<i64> = std::fs::read_dir(&root)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        steps.sort_unstable();
+        let keep = c.keep_hub_module_max.max(1);
+        if steps.len() > keep {
+            for s in &steps[..steps.len() - keep] {
+                let _ = std::fs::remove_dir_all(root.join(s.to_string()));
+            }
+        }
+        Ok(dir)
+    }
+
+    /// `--mode=eval`: evaluates every new checkpoint of `model_dir` (polling
+    /// every 15 s) until one at or past the train steps has been evaluated.
+    pub fn watch_and_evaluate(&self) -> Result<()> {
+        let mut done = None;
+        loop {
+            if let Some(l) = ckpt::native::latest(&self.cfg.model_dir)? {
+                warn_skipped(&l);
+                if done != Some(l.step) {
+                    self.evaluate(&l.path)?;
+                    done = Some(l.step);
+                    if l.step as i64 >= self.total_steps() {
+                        return Ok(());
+                    }
+                }
+            }
+            eprintln!(
+                "simclr: waiting for a new checkpoint in {}",
+                self.cfg.model_dir.display()
+            );
+            std::thread::sleep(Duration::from_secs(15));
+        }
+    }
+}
+
+/// The training files: TensorBoard events under `train/` and `metrics.jsonl`.
+struct TrainOutputs {
+    events: EventWriter,
+    log: MetricsLog,
+}
+
+impl TrainOutputs {
+    fn train_metrics(&mut self, metrics: &[(&str, f64)], ips: f64, step: i64) -> Result<()> {
+        let mut scalars: Vec<(String, f32)> = metrics
+            .iter()
+            .filter(|(k, _)| *k != "nonfinite")
+            .map(|(k, v)| (scalar_name(k), *v as f32))
+            .collect();
+        scalars.push(("train/images_per_sec".into(), ips as f32));
+        let refs: Vec<(&str, f32)> = scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.events.scalars(&refs, step)?;
+        let mut values: Vec<(&str, f64)> = metrics
+            .iter()
+            .filter(|(k, _)| *k != "nonfinite")
+            .copied()
+            .collect();
+        values.push(("images_per_sec", ips));
+        self.log.log(step, &values)?;
+        Ok(())
+    }
+
+    fn knn(&mut self, acc: f64, step: i64) -> Result<()> {
+        self.events
+            .scalars(&[("eval/knn_top_1_accuracy", acc as f32)], step)?;
+        self.log.log(step, &[("knn_top_1_accuracy", acc)])?;
+        Ok(())
+    }
+}
+
+fn to_ckpt(a: &HostArray) -> Result<ckpt::Tensor> {
+    let dtype = match a.element_type {
+        ElementType::F32 => ckpt::DType::F32,
+        ElementType::S64 => ckpt::DType::I64,
+        ElementType::S32 => ckpt::DType::I32,
+        other => {
+            return Err(Error::Mismatch(format!(
+                "cannot checkpoint an array of {other}"
+            )))
+        }
+    };
+    let dims = a.dims.iter().map(|&d| d as u64).collect();
+    Ok(ckpt::Tensor::new(dtype, dims, a.bytes.clone())?)
+}
+
+/// A checkpoint tensor as a host array (f32, i64 or i32).
+///
+/// # Errors
+/// [`Error::Mismatch`] for another dtype.
+pub fn from_ckpt(name: &str, t: &ckpt::Tensor) -> Result<HostArray> {
+    let ty = match t.dtype {
+        ckpt::DType::F32 => ElementType::F32,
+        ckpt::DType::I64 => ElementType::S64,
+        ckpt::DType::I32 => ElementType::S32,
+        other => {
+            return Err(Error::Mismatch(format!(
+                "checkpoint tensor {name} has dtype {}, expected f32 or i64",
+                other.name()
+            )))
+        }
+    };
+    let dims: Vec<i64> = t.dims.iter().map(|&d| d as i64).collect();
+    Ok(HostArray::from_bytes(ty, &dims, t.bytes.clone())?)
+}
+
+/// A training batch as the step's inputs: per local replica, the views
+/// `[views·b, h, w, 3]` and the labels `[b]`.
+pub fn step_inputs(batch: &Batch) -> Result<Vec<Vec<HostArray>>> {
+    batch
+        .replicas
+        .iter()
+        .map(|rb| {
+            let dims = [
+                (rb.num_views * rb.batch) as i64,
+                rb.height as i64,
+                rb.width as i64,
+                3,
+            ];
+            Ok(vec![
+                HostArray::from_f32(&dims, &rb.images)?,
+                HostArray::from_s32(&[rb.batch as i64], &rb.labels)?,
+            ])
+        })
+        .collect()
+}
+
+fn warn_skipped(latest: &ckpt::native::Latest) {
+    for s in &latest.skipped {
+        eprintln!(
+            "warning: skipped unreadable checkpoint {}: {}; using {}",
+            s.path.display(),
+            s.reason,
+            latest.path.display()
+        );
+    }
+}
+
+fn scalar_name(k: &str) -> String {
+    match k {
+        "learning_rate" => "learning_rate".into(),
+        other => format!("train/{other}"),
+    }
+}
+
+/// `1h02m`, `3m07s`, `42s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
