@@ -265,7 +265,7 @@ fn every_process_count_feeds_the_same_global_batches() {
                 width: 8,
                 data: (0..8 * 8 * 3).map(|j| ((i * 7 + j) % 251) as u8).collect(),
             },
-            label: (i % 10) as i32,
+            label: (i % 10),
         })
         .collect();
     let ds: Arc<dyn Dataset> = Arc::new(InMemory::new(examples, 10, "toy").expect("dataset"));
