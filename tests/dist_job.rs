@@ -374,3 +374,178 @@ fn a_process_that_dies_stops_the_others_with_its_id() {
         t.elapsed()
     );
 }
+
+#[test]
+fn the_job_comes_from_flags_then_the_environment_then_a_tpu_vm() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let none = env(&[]);
+    assert_eq!(
+        JobSpec::resolve(None, None, None, false, &none).unwrap(),
+        None
+    );
+    let s = JobSpec::resolve(Some("h:1234"), Some(4), Some(3), false, &none)
+        .unwrap()
+        .expect("a job");
+    assert_eq!(
+        (
+            s.coordinator_address.as_str(),
+            s.num_processes,
+            s.process_id
+        ),
+        ("h:1234", 4, 3)
+    );
+    // JAX's variables when the flags are absent; flags win over them.
+    let jax = env(&[
+        ("JAX_COORDINATOR_ADDRESS", "10.0.0.2:8476"),
+        ("JAX_NUM_PROCESSES", "2"),
+        ("JAX_PROCESS_ID", "1"),
+    ]);
+    let s = JobSpec::resolve(None, None, None, false, &jax)
+        .unwrap()
+        .expect("a job");
+    assert_eq!((s.num_processes, s.process_id), (2, 1));
+    let s = JobSpec::resolve(None, None, Some(0), false, &jax)
+        .unwrap()
+        .expect("a job");
+    assert_eq!(s.process_id, 0);
+    // A TPU VM's worker list, only with --use_tpu.
+    let tpu = env(&[
+        ("TPU_WORKER_HOSTNAMES", "t0,t1,t2,t3"),
+        ("TPU_WORKER_ID", "2"),
+    ]);
+    assert_eq!(
+        JobSpec::resolve(None, None, None, false, &tpu).unwrap(),
+        None
+    );
+    let s = JobSpec::resolve(None, None, None, true, &tpu)
+        .unwrap()
+        .expect("a job");
+    assert_eq!(
+        (
+            s.coordinator_address.as_str(),
+            s.num_processes,
+            s.process_id
+        ),
+        ("t0:8476", 4, 2)
+    );
+    // What cannot form a job says what to add.
+    let e = JobSpec::resolve(None, Some(2), Some(0), false, &none)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--coordinator_address"), "{e}");
+    let e = JobSpec::resolve(Some("h:1"), Some(2), None, false, &none)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--process_id"), "{e}");
+    let e = JobSpec::resolve(Some("h:1"), Some(2), Some(2), false, &none)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out of range"), "{e}");
+    let e = JobSpec::resolve(Some("nohostport"), Some(2), Some(0), false, &none)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("host:port"), "{e}");
+}
+
+#[test]
+fn simclr_devices_processes_join_and_print_one_topology() {
+    let exe = env!("CARGO_BIN_EXE_simclr");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let n = 3;
+    let children: Vec<_> = (0..n)
+        .map(|id| {
+            Command::new(exe)
+                .args([
+                    "devices",
+                    "--json",
+                    "--cpu_device_count",
+                    &(id + 1).to_string(),
+                    "--coordinator_address",
+                    &addr,
+                    "--num_processes",
+                    &n.to_string(),
+                    "--process_id",
+                    &id.to_string(),
+                    "--initialization_timeout",
+                    "120",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("simclr devices")
+        })
+        .collect();
+    let mut views = Vec::new();
+    for (id, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "process {id} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["job"]["process_id"], id);
+        views.push(v["job"]["replicas"].clone());
+    }
+    assert!(
+        views.iter().all(|v| *v == views[0]),
+        "the processes disagree: {views:?}"
+    );
+    let owners: Vec<u64> = views[0]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| r["process_id"].as_u64().expect("process"))
+        .collect();
+    // 1 + 2 + 3 CPU devices, ordered by process then device.
+    assert_eq!(owners, vec![0, 1, 1, 2, 2, 2]);
+}
+
+#[test]
+fn multi_process_training_on_the_cpu_plugin_is_refused_clearly() {
+    let exe = env!("CARGO_BIN_EXE_simclr");
+    let data = std::env::var("SIMCLR_DATA_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cifar10").to_string()
+    });
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = std::env::temp_dir().join(format!("simclr-dist-run-{}", std::process::id()));
+    let children: Vec<_> = (0..2)
+        .map(|id| {
+            Command::new(exe)
+                .args([
+                    "run",
+                    "--dataset=cifar10",
+                    &format!("--data_dir={data}"),
+                    &format!("--model_dir={}", dir.display()),
+                    "--image_size=32",
+                    "--resnet_depth=18",
+                    "--train_batch_size=8",
+                    "--train_steps=1",
+                    &format!("--coordinator_address={addr}"),
+                    "--num_processes=2",
+                    &format!("--process_id={id}"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("simclr run")
+        })
+        .collect();
+    for (id, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "process {id} must refuse:\n{err}");
+        assert!(
+            err.contains("does not join processes") && err.contains("8 devices in 2 processes"),
+            "process {id}:\n{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -338,12 +338,132 @@ fn sigkill_between_checkpoints_resumes_exactly() {
     let _ = child.wait();
     let err = ok(&args);
     assert!(err.contains("resuming from"), "{err}");
+    // The steps the killed run logged after its checkpoint are dropped, not
+    // left beside the resumed run's rows.
+    let logged: Vec<i64> = metrics(&b)
+        .iter()
+        .filter(|m| m.get("total_loss").is_some())
+        .filter_map(|m| m["step"].as_i64())
+        .collect();
+    assert_eq!(
+        logged,
+        vec![1, 2, 3, 4],
+        "one row per step after the resume"
+    );
     let got = losses(&b);
     for step in [3, 4] {
         let (x, y) = (got[&step], want[&step]);
         assert!(
             (x - y).abs() <= 1e-6 * y.abs(),
             "step {step}: resumed loss {x} vs uninterrupted {y}"
+        );
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(st.success(), "kill -TERM failed");
+}
+
+/// Waits for `ready` while the run is alive, then sends SIGTERM and
+/// returns the run's exit code and stderr.
+fn terminate_when(args: &[String], ready: impl Fn() -> bool) -> (Option<i32>, String) {
+    let mut child = Command::new(exe())
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t = Instant::now();
+    while !ready() {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "not ready after 300 s"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended ({status}) before it could be signalled");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sigterm(&child);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn sigterm_mid_step_and_mid_save_checkpoints_and_resumes_exactly() {
+    let extra = [
+        "--train_steps=6",
+        "--checkpoint_steps=3",
+        "--train_summary_steps=1",
+        "--noknn_monitor",
+        "--seed=5",
+    ];
+    let a = tmp("sigterm-reference");
+    ok(&cifar_pretrain(&a, &extra));
+    let want = losses(&a);
+    assert_eq!(want.len(), 6, "{want:?}");
+
+    let b = tmp("sigterm");
+    let args = cifar_pretrain(&b, &extra);
+    // Mid-step: as soon as step 1 is logged, step 2 is running.
+    let (code, err) = terminate_when(&args, || {
+        std::fs::read_to_string(b.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() >= 1)
+    });
+    assert_eq!(code, Some(75), "exit status after SIGTERM:\n{err}");
+    assert!(
+        err.contains("stopped by SIGTERM after step") && err.contains("Rerun the same command"),
+        "{err}"
+    );
+    let first = simclr::ckpt::native::latest(&b)
+        .expect("index")
+        .expect("a checkpoint");
+    assert!(
+        (1..3).contains(&first.step),
+        "checkpoint of the stopped step, got {}",
+        first.step
+    );
+
+    // Mid-save: signal while the step-3 checkpoint is being written (its
+    // temporary file exists), or right after.
+    let (code, err) = terminate_when(&args, || {
+        std::fs::read_dir(&b).is_ok_and(|rd| {
+            rd.filter_map(|e| e.ok()).any(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.starts_with("ckpt-3") || (n.starts_with('.') && n.contains("ckpt"))
+            })
+        })
+    });
+    assert!(err.contains("resuming from"), "{err}");
+    assert_eq!(
+        code,
+        Some(75),
+        "exit status after SIGTERM during a save:\n{err}"
+    );
+    let second = simclr::ckpt::native::latest(&b)
+        .expect("index")
+        .expect("a checkpoint");
+    assert!(
+        second.step >= 3,
+        "the step-3 checkpoint must survive, got {}",
+        second.step
+    );
+
+    let err = ok(&args);
+    assert!(err.contains("resuming from"), "{err}");
+    let got = losses(&b);
+    for (step, y) in &want {
+        let x = got[step];
+        assert!(
+            (x - y).abs() <= 1e-6 * y.abs(),
+            "step {step}: preempted-and-resumed loss {x} vs uninterrupted {y}"
         );
     }
 }
@@ -408,6 +528,61 @@ fn a_nan_loss_stops_the_run_naming_the_step() {
     assert!(
         checkpoint_listed(&dir, 1),
         "the checkpoint before the NaN is kept"
+    );
+}
+
+/// The step a NaN error names (`... at step N ...`).
+fn nan_step(err: &str) -> Option<i64> {
+    let at = err.find("at step ")? + "at step ".len();
+    err[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn overlapped_steps_give_the_synchronous_losses_and_name_the_nan_step() {
+    let extra = [
+        "--train_steps=3",
+        "--train_summary_steps=1",
+        "--noknn_monitor",
+        "--seed=9",
+    ];
+    let sync_dir = tmp("sync");
+    let mut sync_args = cifar_pretrain(&sync_dir, &extra);
+    sync_args.push("--overlap_steps=false".into());
+    ok(&sync_args);
+    let overlap_dir = tmp("overlap");
+    ok(&cifar_pretrain(&overlap_dir, &extra));
+    let (a, b) = (losses(&sync_dir), losses(&overlap_dir));
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert_eq!(a, b, "the overlapped loop must give bit-identical losses");
+
+    // A NaN between summaries is read one step late but named at its step.
+    let nan = [
+        "--train_steps=6",
+        "--checkpoint_steps=100",
+        "--train_summary_steps=0",
+        "--noknn_monitor",
+        "--optimizer=momentum",
+        "--learning_rate=1e30",
+        "--warmup_epochs=0",
+    ];
+    let mut steps = Vec::new();
+    for overlap in ["--overlap_steps=false", "--overlap_steps=true"] {
+        let dir = tmp(&format!("nan{overlap}"));
+        let mut args = cifar_pretrain(&dir, &nan);
+        args.push(overlap.into());
+        let out = simclr(&args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "the run must fail: {err}");
+        steps.push(nan_step(&err).unwrap_or_else(|| panic!("no step named:\n{err}")));
+    }
+    assert_eq!(steps[0], steps[1], "synchronous vs overlapped NaN step");
+    assert!(
+        steps[0] > 1,
+        "the NaN should come after the first (synchronous) step"
     );
 }
 

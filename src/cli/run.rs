@@ -148,6 +148,9 @@ pub fn trainer(flags: RunFlags) -> Result<Trainer> {
         .map_or(client.devices().len(), |t| t.num_devices());
     let replicas = choose_replicas(&flags, client.platform_name(), devices)?;
     if job.num_processes > 1 && client.num_global_devices() < devices {
+        // Every process reaches this verdict; let all of them say it before
+        // process 0 stops serving the store.
+        let _ = job.finished();
         bail!(
             "the {} plugin ran this process on its own ({} devices) but the job has {devices} devices in {} processes: \
              this plugin does not join processes into one runtime. Train across hosts with a plugin that does \
@@ -206,6 +209,7 @@ pub fn run_config(flags: &RunFlags, replicas: usize) -> Result<RunConfig> {
             .knn_monitor
             .then(|| usize::try_from(f.knn_bank_size.max(0)).unwrap_or(0)),
         fixed_batch: f.fixed_batch,
+        overlap_steps: f.overlap_steps,
         proj_head_mode: f.proj_head_mode.clone(),
         record: f.to_json(),
     })

@@ -248,6 +248,14 @@ pub struct PipelineStats {
     /// Seconds the consumer spent blocked in [`Pipeline::next_batch`]
     /// (non-zero means the step was starved).
     pub consumer_wait_s: f64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Seconds the workers spent building batches, summed over workers.
+    pub busy_s: f64,
+    /// The pipeline's own rate: images per second of work times the
+    /// workers, i.e. what it would deliver if never held back by the
+    /// consumer (`images · workers / busy_s`).
+    pub capacity_images_per_s: f64,
 }
 
 /// Example order for training: per-epoch shuffle-buffer permutations, cached.
@@ -317,6 +325,8 @@ struct Shared {
     chunk: usize,
     chunks_per_replica: usize,
     images: AtomicU64,
+    /// Nanoseconds the workers spent building chunks.
+    busy_ns: AtomicU64,
     steps: Mutex<HashMap<u64, Arc<StepBuf>>>,
 }
 
@@ -460,6 +470,7 @@ impl Shared {
         let nr = self.cfg.per_replica_batch();
         let range = (c * self.chunk).min(nr)..((c + 1) * self.chunk).min(nr);
         let buf = self.step_buf(step);
+        let t0 = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.build_chunk(step, r, range.clone())
         }))
@@ -468,6 +479,8 @@ impl Shared {
                 "worker panicked while building step {step}"
             )))
         });
+        self.busy_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match result {
             Ok((images, labels, indices)) => {
                 let per_img = self.cfg.augment.image_size.pow(2) * 3;
@@ -590,6 +603,7 @@ impl Pipeline {
             chunk,
             chunks_per_replica,
             images: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
             steps: Mutex::new(HashMap::new()),
         });
         let control = Arc::new((
@@ -687,6 +701,7 @@ impl Pipeline {
     /// Throughput so far.
     pub fn stats(&self) -> PipelineStats {
         let images = self.shared.images.load(Ordering::Relaxed);
+        let busy_s = self.shared.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9;
         let elapsed_s = self.started.elapsed().as_secs_f64();
         PipelineStats {
             images,
@@ -697,6 +712,13 @@ impl Pipeline {
                 0.0
             },
             consumer_wait_s: self.wait_s,
+            workers: self.workers.len().max(1),
+            busy_s,
+            capacity_images_per_s: if busy_s > 0.0 {
+                images as f64 * self.workers.len().max(1) as f64 / busy_s
+            } else {
+                0.0
+            },
         }
     }
 

@@ -101,6 +101,69 @@ impl Drop for ExecutableView<'_> {
     }
 }
 
+/// An execution in flight ([`LoadedExecutable::execute_async`]):
+/// `outputs[replica][i]` and the devices' completion events.
+pub struct Running {
+    /// The output buffers, per replica (filled when the devices finish).
+    pub outputs: Vec<Vec<Buffer>>,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("replicas", &self.outputs.len())
+            .field("pending_events", &self.events.len())
+            .finish()
+    }
+}
+
+impl Running {
+    /// Waits until every device finished; returns the outputs or the first
+    /// device's error.
+    pub fn wait(self) -> Result<Vec<Vec<Buffer>>> {
+        let Running { outputs, events } = self;
+        let mut first_err = None;
+        for e in events {
+            if let Err(err) = e.wait() {
+                first_err.get_or_insert(err);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(outputs),
+        }
+    }
+
+    /// Splits off the completion events, leaving the outputs to be used
+    /// (e.g. as the next step's inputs) while the events are awaited later.
+    pub fn into_parts(self) -> (Vec<Vec<Buffer>>, Pending) {
+        (self.outputs, Pending(self.events))
+    }
+}
+
+/// The completion events of an execution whose outputs were taken.
+pub struct Pending(Vec<Event>);
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pending({} events)", self.0.len())
+    }
+}
+
+impl Pending {
+    /// Waits for the devices; the first device's error, if any.
+    pub fn wait(self) -> Result<()> {
+        let mut first_err = None;
+        for e in self.0 {
+            if let Err(err) = e.wait() {
+                first_err.get_or_insert(err);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
 impl LoadedExecutable {
     /// Takes ownership of a freshly compiled executable and reads its
     /// output count and devices.
@@ -289,6 +352,19 @@ impl LoadedExecutable {
         args: &[L],
         keep_inputs: bool,
     ) -> Result<Vec<Vec<Buffer>>> {
+        self.launch(args, keep_inputs)?.wait()
+    }
+
+    /// Starts the program and returns at once: the outputs are handles the
+    /// runtime fills when the devices finish (they can be passed to the
+    /// next execution right away; reading one waits for it). Donated inputs
+    /// are consumed. Errors of the run itself surface in
+    /// [`Running::wait`].
+    pub fn execute_async<'a, L: AsRef<[&'a Buffer]>>(&self, args: &[L]) -> Result<Running> {
+        self.launch(args, false)
+    }
+
+    fn launch<'a, L: AsRef<[&'a Buffer]>>(&self, args: &[L], keep_inputs: bool) -> Result<Running> {
         self.check_arguments(args)?;
         let num_devices = self.devices.len();
         let num_args = self.signature.parameters.len();
@@ -347,15 +423,6 @@ impl LoadedExecutable {
             })
             .collect();
         status?;
-        let mut first_err = None;
-        for e in owned_events {
-            if let Err(err) = e.wait() {
-                first_err.get_or_insert(err);
-            }
-        }
-        if let Some(err) = first_err {
-            return Err(err);
-        }
         let mut result = Vec::with_capacity(num_devices);
         for (r, list) in outputs.drain(..).enumerate() {
             if list.len() != self.num_outputs {
@@ -371,7 +438,10 @@ impl LoadedExecutable {
             }
             result.push(list.into_iter().collect::<Result<Vec<_>>>()?);
         }
-        Ok(result)
+        Ok(Running {
+            outputs: result,
+            events: owned_events,
+        })
     }
 
     /// Uploads `args[r]` to `devices()[r]`, runs, and copies every output

@@ -41,7 +41,7 @@ pub use compile::{CompileOptions, ModuleSignature, OptionValue};
 pub use device::Device;
 pub use element_type::{ArrayShape, ElementType};
 pub use error::{Error, ErrorCode, Result};
-pub use executable::{CompiledMemoryStats, LoadedExecutable};
+pub use executable::{CompiledMemoryStats, LoadedExecutable, Pending, Running};
 pub use host::HostArray;
 pub use kv::{KeyValueStore, KvError};
 pub use named_value::{NamedValue, Value};

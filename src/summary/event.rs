@@ -135,6 +135,24 @@ impl EventWriter {
         })
     }
 
+    /// Marks a restart at `step` (`SessionLog.START`): TensorBoard then
+    /// discards this directory's earlier events with a larger step, the ones
+    /// an interrupted run logged after its last checkpoint and the resumed
+    /// run logs again.
+    ///
+    /// # Errors
+    /// As [`EventWriter::write_event`].
+    pub fn session_start(&mut self, step: i64) -> Result<()> {
+        self.write_event(&Event {
+            wall_time: wall_time(),
+            step,
+            what: Some(event::What::SessionLog(crate::summary::proto::SessionLog {
+                status: crate::summary::proto::session_log::SessionStatus::Start as i32,
+                ..Default::default()
+            })),
+        })
+    }
+
     /// Logs one scalar (`tf.summary.scalar(tag, value, step)`).
     ///
     /// # Errors

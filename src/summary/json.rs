@@ -125,6 +125,39 @@ impl MetricsLog {
     }
 }
 
+/// Drops the lines of `model_dir/metrics.jsonl` whose step is after
+/// `step` (a run resumed from the checkpoint of `step` logs those steps
+/// again), rewriting the file atomically. Returns how many were dropped.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn truncate_metrics_after(model_dir: impl AsRef<Path>, step: i64) -> Result<usize> {
+    let path = model_dir.as_ref().join(METRICS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let mut kept = String::with_capacity(text.len());
+    let mut dropped = 0;
+    for line in text.lines() {
+        let later = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v["step"].as_i64())
+            .is_some_and(|s| s > step);
+        if later {
+            dropped += 1;
+        } else {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if dropped > 0 {
+        write_file_atomic(&path, kept.as_bytes())?;
+    }
+    Ok(dropped)
+}
+
 /// Writes `model_dir/result.json` and `model_dir/result_<global_step>.json`
 /// after an evaluation (SPEC §8.6): every metric as a float plus
 /// `global_step`, which the original also writes as a float (`1000.0`).

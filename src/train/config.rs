@@ -99,6 +99,9 @@ pub struct RunConfig {
     pub knn_bank_size: Option<usize>,
     /// `--fixed_batch`.
     pub fixed_batch: bool,
+    /// `--overlap_steps`: upload the next batch while a step runs and read
+    /// each step's metrics one step later (false: strictly one at a time).
+    pub overlap_steps: bool,
     /// `--proj_head_mode` as given, recorded in exports.
     pub proj_head_mode: String,
     /// The flags as JSON, written to `flags.json` and into checkpoints.

@@ -258,29 +258,31 @@ impl Compiled {
         Ok(out)
     }
 
-    /// Runs one training step: `inputs[r]` are replica r's data inputs
-    /// (images, labels). The state is updated in place (donated buffers are
-    /// replaced by the outputs). Returns the metrics named [`TRAIN_METRICS`].
-    pub fn train_step(
-        &self,
-        client: &Client,
-        state: &mut DeviceState,
-        inputs: &[Vec<HostArray>],
-    ) -> Result<Vec<(&'static str, f64)>> {
+    /// Uploads replica r's data inputs (images, labels) to its device, so
+    /// that the upload of the next step can overlap the running one.
+    pub fn upload(&self, client: &Client, inputs: &[Vec<HostArray>]) -> Result<Uploaded> {
+        Ok(Uploaded(self.upload_inputs(client, inputs)?))
+    }
+
+    /// Starts one training step on uploaded inputs and returns without
+    /// waiting for it: the state is updated in place (donated buffers are
+    /// replaced by the outputs, which the next step can consume at once) and
+    /// the metrics are read later from the returned [`InFlight`].
+    pub fn dispatch(&self, state: &mut DeviceState, data: Uploaded) -> Result<InFlight> {
         let r = self.replicas();
         let p = &self.program;
-        let data = self.upload_inputs(client, inputs)?;
         let args: Vec<Vec<&Buffer>> = (0..r)
             .map(|rep| {
-                let mut a: Vec<&Buffer> = data[rep].iter().collect();
+                let mut a: Vec<&Buffer> = data.0[rep].iter().collect();
                 a.extend(state.vars.iter().map(|v| &v[rep]));
                 a.extend(state.step.get(rep));
                 a.extend(state.slots.iter().map(|s| &s[rep]));
                 a
             })
             .collect();
-        let mut outs = self.executable.execute(&args)?;
+        let running = self.executable.execute_async(&args)?;
         drop(args);
+        let (mut outs, pending) = running.into_parts();
         let mut metrics = None;
         // Move each replica's outputs into the state, last output first so
         // indices stay valid while popping.
@@ -291,18 +293,31 @@ impl Compiled {
                     Output::Var(i) => state.vars[*i][rep] = buf,
                     Output::Slot(j) => state.slots[*j][rep] = buf,
                     Output::Step => state.step[rep] = buf,
-                    Output::Metrics if rep == 0 => metrics = Some(buf.to_host()?.to_f32()?),
+                    Output::Metrics if rep == 0 => metrics = Some(buf),
                     _ => {}
                 }
             }
         }
-        let values = metrics
+        let metrics = metrics
             .ok_or_else(|| Error::Mismatch("the step program has no metrics output".into()))?;
-        Ok(TRAIN_METRICS
-            .iter()
-            .copied()
-            .zip(values.into_iter().map(f64::from))
-            .collect())
+        Ok(InFlight {
+            metrics,
+            pending,
+            _inputs: data,
+        })
+    }
+
+    /// Runs one training step: `inputs[r]` are replica r's data inputs
+    /// (images, labels). The state is updated in place. Returns the metrics
+    /// named [`TRAIN_METRICS`].
+    pub fn train_step(
+        &self,
+        client: &Client,
+        state: &mut DeviceState,
+        inputs: &[Vec<HostArray>],
+    ) -> Result<Vec<(&'static str, f64)>> {
+        let data = self.upload(client, inputs)?;
+        self.dispatch(state, data)?.metrics()
     }
 
     /// Runs the eval program on `inputs[r]` (images) with the variables of
@@ -330,6 +345,32 @@ impl Compiled {
                     .collect()
             })
             .collect()
+    }
+}
+
+/// A step's data inputs on the devices (per replica: images, labels).
+#[derive(Debug)]
+pub struct Uploaded(Vec<Vec<Buffer>>);
+
+/// A training step that has been started ([`Compiled::dispatch`]).
+#[derive(Debug)]
+pub struct InFlight {
+    metrics: Buffer,
+    pending: pjrt::Pending,
+    _inputs: Uploaded,
+}
+
+impl InFlight {
+    /// Waits for the step and reads its metrics ([`TRAIN_METRICS`], from
+    /// replica 0).
+    pub fn metrics(self) -> Result<Vec<(&'static str, f64)>> {
+        self.pending.wait()?;
+        let values = self.metrics.to_host()?.to_f32()?;
+        Ok(TRAIN_METRICS
+            .iter()
+            .copied()
+            .zip(values.into_iter().map(f64::from))
+            .collect())
     }
 }
 

@@ -11,6 +11,7 @@
 use super::config::RunConfig;
 use super::preempt;
 use super::{compile, default_compile_options, probe, Compiled, DeviceState, Error, HostState};
+use super::{InFlight, Uploaded};
 use super::{Result, Status};
 use crate::ckpt;
 use crate::data::pipeline::{Batch, Pipeline, PipelineConfig};
@@ -142,7 +143,7 @@ impl Trainer {
         let mut pipeline =
             Pipeline::starting_at(ds.clone(), self.train_pipeline_config()?, start_step as u64)?;
 
-        let mut out = self.outputs()?;
+        let mut out = self.outputs(start_step)?;
         let mut status = Status::new(start_step, total, c.train_batch_size);
         let mut knn = None;
         let mut last_saved: Option<PathBuf> = None;
@@ -152,7 +153,11 @@ impl Trainer {
         let mut step = start_step;
         let mut fixed: Option<Vec<Vec<HostArray>>> = None;
         let mut waited = Duration::ZERO;
-        while step < total {
+        // The next step's inputs, uploaded while the current step runs.
+        let mut next: Option<Uploaded> = None;
+        // The step whose metrics are still to be read (at most one behind).
+        let mut in_flight: Option<(i64, InFlight)> = None;
+        let mut fetch = |pipeline: &mut Pipeline, step: i64| -> Result<Uploaded> {
             let t_in = Instant::now();
             let inputs = match &fixed {
                 Some(inputs) => inputs.clone(),
@@ -168,42 +173,43 @@ impl Trainer {
                 }
             };
             waited += t_in.elapsed();
-            let metrics = compiled.train_step(&self.client, &mut state, &inputs)?;
+            compiled.upload(&self.client, &inputs)
+        };
+        while step < total {
+            let data = match next.take() {
+                Some(d) => d,
+                None => fetch(&mut pipeline, step)?,
+            };
+            let running = compiled.dispatch(&mut state, data)?;
             step += 1;
             meter.step(c.train_batch_size as u64);
-            let m: BTreeMap<&str, f64> = metrics.iter().copied().collect();
-            if m.get("nonfinite").copied().unwrap_or(0.0) > 0.0 {
-                let last = last_saved
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .or_else(|| {
-                        ckpt::native::latest(&c.model_dir)
-                            .ok()
-                            .flatten()
-                            .map(|l| l.path.display().to_string())
-                    })
-                    .unwrap_or_else(|| "none".into());
-                return Err(Error::NonFinite {
-                    step,
-                    value: m.get("total_loss").copied().unwrap_or(f64::NAN),
-                    last_checkpoint: last,
-                });
-            }
-            let ips = meter
-                .report()
-                .map(|r| r.median_images_per_sec)
-                .unwrap_or(0.0);
             let is_ckpt = step % c.checkpoint_every == 0 || step == total;
             let summarize = (c.summary_every > 0 && step % c.summary_every == 0)
                 || is_ckpt
                 || step == start_step + 1;
-            if summarize {
-                if let Some(o) = out.as_mut() {
-                    o.train_metrics(&metrics, ips, step)?;
-                }
+            if c.overlap_steps && step < total {
+                // Host work while the devices run this step.
+                next = Some(fetch(&mut pipeline, step)?);
             }
-            status.update(step, &m, ips, summarize);
+            // The previous step's metrics (already computed: the devices run
+            // steps in order), then this one's when it must be seen now.
+            if let Some((s, f)) = in_flight.take() {
+                self.step_done(s, f, false, &meter, &mut status, &mut out, &last_saved)?;
+            }
             let stop = self.job.preemption(step)?;
+            if c.overlap_steps && !(summarize || is_ckpt || stop.is_some()) {
+                in_flight = Some((step, running));
+            } else {
+                self.step_done(
+                    step,
+                    running,
+                    summarize,
+                    &meter,
+                    &mut status,
+                    &mut out,
+                    &last_saved,
+                )?;
+            }
             if is_ckpt || stop.is_some() {
                 status.finish_line();
                 meter.pause();
@@ -236,18 +242,69 @@ impl Trainer {
                 meter.resume();
             }
         }
+        if let Some((s, f)) = in_flight.take() {
+            self.step_done(s, f, false, &meter, &mut status, &mut out, &last_saved)?;
+        }
         status.finish_line();
         let stats = pipeline.stats();
         let train_s = started.elapsed().as_secs_f64();
         eprintln!(
-            "simclr: trained to step {step} in {} (input pipeline {:.0} img/s while producing, the step waited {:.1}s = {:.1} % of the time for data)",
+            "simclr: trained to step {step} in {}; input pipeline {:.0} img/s of capacity ({} workers busy {:.0} % of the time), the step waited {:.1}s for data ({:.1} % of the time)",
             fmt_duration(started.elapsed()),
-            stats.images_per_s,
+            stats.capacity_images_per_s,
+            stats.workers,
+            100.0 * stats.busy_s / (stats.elapsed_s * stats.workers as f64).max(1e-9),
             waited.as_secs_f64(),
             100.0 * waited.as_secs_f64() / train_s.max(1e-9)
         );
         self.job.finished()?;
         Ok(step)
+    }
+
+    /// Reads the metrics of `step` (waiting for it), stops on a non-finite
+    /// loss naming that step, and reports it: summaries when `summarize`,
+    /// the status line always.
+    #[allow(clippy::too_many_arguments)]
+    fn step_done(
+        &self,
+        step: i64,
+        f: InFlight,
+        summarize: bool,
+        meter: &Throughput,
+        status: &mut Status,
+        out: &mut Option<TrainOutputs>,
+        last_saved: &Option<PathBuf>,
+    ) -> Result<()> {
+        let metrics = f.metrics()?;
+        let m: BTreeMap<&str, f64> = metrics.iter().copied().collect();
+        if m.get("nonfinite").copied().unwrap_or(0.0) > 0.0 {
+            let last = last_saved
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .or_else(|| {
+                    ckpt::native::latest(&self.cfg.model_dir)
+                        .ok()
+                        .flatten()
+                        .map(|l| l.path.display().to_string())
+                })
+                .unwrap_or_else(|| "none".into());
+            return Err(Error::NonFinite {
+                step,
+                value: m.get("total_loss").copied().unwrap_or(f64::NAN),
+                last_checkpoint: last,
+            });
+        }
+        let ips = meter
+            .report()
+            .map(|r| r.median_images_per_sec)
+            .unwrap_or(0.0);
+        if summarize {
+            if let Some(o) = out.as_mut() {
+                o.train_metrics(&metrics, ips, step)?;
+            }
+        }
+        status.update(step, &m, ips, summarize);
+        Ok(())
     }
 
     fn train_pipeline_config(&self) -> Result<PipelineConfig> {
@@ -273,14 +330,28 @@ impl Trainer {
         Ok(p)
     }
 
-    /// The files process 0 writes while training; `None` elsewhere.
-    fn outputs(&self) -> Result<Option<TrainOutputs>> {
+    /// The files process 0 writes while training (`None` elsewhere). A run
+    /// resumed at `start_step` first drops what an interrupted run logged
+    /// after that step: those lines of `metrics.jsonl`, and in TensorBoard
+    /// through a `SessionLog.START` event at the step.
+    fn outputs(&self, start_step: i64) -> Result<Option<TrainOutputs>> {
         if !self.writes_outputs() {
             return Ok(None);
         }
+        let dir = &self.cfg.model_dir;
+        let mut events = EventWriter::create(dir.join("train"))?;
+        if start_step > 0 {
+            let dropped = summary::truncate_metrics_after(dir, start_step)?;
+            if dropped > 0 {
+                eprintln!(
+                    "simclr: dropped {dropped} line(s) of metrics.jsonl logged after step {start_step} by the interrupted run"
+                );
+            }
+            events.session_start(start_step)?;
+        }
         Ok(Some(TrainOutputs {
-            events: EventWriter::create(self.cfg.model_dir.join("train"))?,
-            log: MetricsLog::open(&self.cfg.model_dir)?,
+            events,
+            log: MetricsLog::open(dir)?,
         }))
     }
 
