@@ -315,14 +315,7 @@ impl StoreClient {
     /// # Errors
     /// [`Error::Unreachable`] when the store does not answer.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        let url = format!("{}/kv?k={}", self.base, hex(key));
-        match self.call("PUT", &url, Some(value))? {
-            (200, _) => Ok(()),
-            (code, b) => Err(self.unreachable(format!(
-                "PUT answered {code}: {}",
-                String::from_utf8_lossy(&b)
-            ))),
-        }
+        self.put_query(key, value, "").map(|_| ())
     }
 
     /// Stores `value` under `key` unless a value is there; returns the value
@@ -331,7 +324,11 @@ impl StoreClient {
     /// # Errors
     /// As [`StoreClient::put`].
     pub fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, Error> {
-        let url = format!("{}/kv?k={}&if_absent=1", self.base, hex(key));
+        self.put_query(key, value, "&if_absent=1")
+    }
+
+    fn put_query(&self, key: &[u8], value: &[u8], extra: &str) -> Result<Vec<u8>, Error> {
+        let url = format!("{}/kv?k={}{extra}", self.base, hex(key));
         match self.call("PUT", &url, Some(value))? {
             (200, b) => Ok(b),
             (code, b) => Err(self.unreachable(format!(

@@ -161,6 +161,39 @@ fn kv_error_code(e: &KvError) -> (c_int, String) {
     }
 }
 
+/// Hands the outcome of a get to the plugin: the value (copied, with its
+/// deleter) or a `PJRT_Error` with the matching code.
+///
+/// # Safety
+/// `cb` is the plugin's error factory pointer (or null).
+unsafe fn answer(
+    out: (&mut *mut c_char, &mut usize, &mut Deleter),
+    cb: *mut CallbackError,
+    key: &[u8],
+    res: std::thread::Result<Result<Option<Vec<u8>>, KvError>>,
+) -> *mut RawError {
+    match res {
+        Ok(Ok(Some(v))) => {
+            *out.1 = v.len();
+            *out.0 = leak_value(&v);
+            *out.2 = Some(free_value);
+            std::ptr::null_mut()
+        }
+        Ok(Ok(None)) => unsafe {
+            error(
+                cb,
+                NOT_FOUND,
+                &format!("key {} not found", String::from_utf8_lossy(key)),
+            )
+        },
+        Ok(Err(e)) => {
+            let (code, m) = kv_error_code(&e);
+            unsafe { error(cb, code, &m) }
+        }
+        Err(_) => unsafe { error(cb, UNAVAILABLE, "the key-value store panicked") },
+    }
+}
+
 /// `kv_get_callback`.
 pub(crate) unsafe extern "C" fn kv_get(args: *mut GetArgs) -> *mut RawError {
     // SAFETY: the plugin passes valid args for the duration of the call.
@@ -172,26 +205,15 @@ pub(crate) unsafe extern "C" fn kv_get(args: *mut GetArgs) -> *mut RawError {
     };
     let key = unsafe { bytes(a.key, a.key_size) };
     let timeout = Duration::from_millis(a.timeout_in_ms.max(0) as u64);
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.store.get(key, timeout)));
-    match res {
-        Ok(Ok(v)) => {
-            a.value_size = v.len();
-            a.value = leak_value(&v);
-            a.value_deleter_callback = Some(free_value);
-            std::ptr::null_mut()
-        }
-        Ok(Err(e)) => {
-            let (code, m) = kv_error_code(&e);
-            unsafe { error(a.callback_error, code, &m) }
-        }
-        Err(_) => unsafe {
-            error(
-                a.callback_error,
-                UNAVAILABLE,
-                "the key-value store panicked",
-            )
-        },
-    }
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.store.get(key, timeout).map(Some)
+    }));
+    let out = (
+        &mut a.value,
+        &mut a.value_size,
+        &mut a.value_deleter_callback,
+    );
+    unsafe { answer(out, a.callback_error, key, res) }
 }
 
 /// `kv_try_get_callback`.
@@ -205,32 +227,12 @@ pub(crate) unsafe extern "C" fn kv_try_get(args: *mut TryGetArgs) -> *mut RawErr
     };
     let key = unsafe { bytes(a.key, a.key_size) };
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.store.try_get(key)));
-    match res {
-        Ok(Ok(Some(v))) => {
-            a.value_size = v.len();
-            a.value = leak_value(&v);
-            a.value_deleter_callback = Some(free_value);
-            std::ptr::null_mut()
-        }
-        Ok(Ok(None)) => unsafe {
-            error(
-                a.callback_error,
-                NOT_FOUND,
-                &format!("key {} not found", String::from_utf8_lossy(key)),
-            )
-        },
-        Ok(Err(e)) => {
-            let (code, m) = kv_error_code(&e);
-            unsafe { error(a.callback_error, code, &m) }
-        }
-        Err(_) => unsafe {
-            error(
-                a.callback_error,
-                UNAVAILABLE,
-                "the key-value store panicked",
-            )
-        },
-    }
+    let out = (
+        &mut a.value,
+        &mut a.value_size,
+        &mut a.value_deleter_callback,
+    );
+    unsafe { answer(out, a.callback_error, key, res) }
 }
 
 /// `kv_put_callback`.
