@@ -394,9 +394,13 @@ impl StoreClient {
         if code != 200 {
             return Err(self.unreachable(format!("heartbeat answered {code}")));
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| self.unreachable(e))?;
-        Ok(v["stale"]
+        self.ids(&body, "stale")
+    }
+
+    /// The process ids listed under `field` of a JSON reply.
+    fn ids(&self, body: &[u8], field: &str) -> Result<Vec<usize>, Error> {
+        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| self.unreachable(e))?;
+        Ok(v[field]
             .as_array()
             .map(|a| {
                 a.iter()
@@ -422,17 +426,7 @@ impl StoreClient {
     /// [`Error::Unreachable`].
     pub fn finished(&self) -> Result<Vec<usize>, Error> {
         let (_, body) = self.call("GET", &format!("{}/done", self.base), None)?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| self.unreachable(e))?;
-        Ok(v["done"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_u64())
-                    .map(|x| x as usize)
-                    .collect()
-            })
-            .unwrap_or_default())
+        self.ids(&body, "done")
     }
 }
 
