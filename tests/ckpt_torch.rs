@@ -177,7 +177,14 @@ fn assert_same_variables(c: &Case, a: &Path, b: &Path) {
     eprintln!("{} variables bit-identical", vars.len());
 }
 
-fn cfg(depth: u32, width: u32, sk: bool, image: u32, head: ProjHeadMode, layers: u32) -> ModelConfig {
+fn cfg(
+    depth: u32,
+    width: u32,
+    sk: bool,
+    image: u32,
+    head: ProjHeadMode,
+    layers: u32,
+) -> ModelConfig {
     ModelConfig {
         resnet_depth: depth,
         width_multiplier: width,
@@ -311,7 +318,10 @@ fn resnet101_sk_linear_head_tf1_checkpoint_to_pytorch_and_back() {
 fn torchvision_resnet50_round_trip_is_bit_identical() {
     let dir = tmp("tvrt");
     let a = dir.join("tv.safetensors");
-    tool("torch", &["check.py", "torchvision_state_dict", "50", p(&a)]);
+    tool(
+        "torch",
+        &["check.py", "torchvision_state_dict", "50", p(&a)],
+    );
     let model_dir = dir.join("simclr");
     let msg = simclr_ok(&["ckpt", "import_torch", p(&a), p(&model_dir)]);
     assert!(msg.contains("ResNet-50 1x"), "{msg}");
@@ -327,8 +337,15 @@ fn torchvision_resnet50_round_trip_is_bit_identical() {
         torch::read_safetensors(&a).expect("a"),
         torch::read_safetensors(&b).expect("b"),
     );
-    assert_eq!(ta.len(), 320, "torchvision's resnet50 has 320 state-dict entries");
-    assert_eq!(ta, tb, "torchvision → simclr → torchvision changed the state dict");
+    assert_eq!(
+        ta.len(),
+        320,
+        "torchvision's resnet50 has 320 state-dict entries"
+    );
+    assert_eq!(
+        ta, tb,
+        "torchvision → simclr → torchvision changed the state dict"
+    );
     tool("torch", &["check.py", "load_torchvision", "50", p(&b)]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -213,8 +213,7 @@ pub fn plan(cfg: &ModelConfig, proj: bool, sup: bool, selector: i32) -> Result<P
         if n == "head_supervised/linear_layer/dense/kernel" && tf_dims.len() == 2 {
             tf_dims[0] = sup_in;
         }
-        let (torch, transform, bn_module) = if let Some((k, f)) = numbered(n, "base_model/conv2d")
-        {
+        let (torch, transform, bn_module) = if let Some((k, f)) = numbered(n, "base_model/conv2d") {
             let m = convs.get(k).ok_or_else(|| internal(n))?;
             match f.as_str() {
                 "kernel" => (format!("{m}.weight"), Transform::ConvKernel, None),
@@ -243,7 +242,11 @@ pub fn plan(cfg: &ModelConfig, proj: bool, sup: bool, selector: i32) -> Result<P
                     .strip_prefix("batch_normalization/")
                     .and_then(bn_field)
                     .ok_or_else(|| internal(n))?;
-                (format!("{m}.bn.{f}"), Transform::Same, Some(format!("{m}.bn")))
+                (
+                    format!("{m}.bn.{f}"),
+                    Transform::Same,
+                    Some(format!("{m}.bn")),
+                )
             }
         } else if let Some(f) = n.strip_prefix("head_supervised/linear_layer/dense/") {
             if !sup {
@@ -286,11 +289,7 @@ fn permute(bytes: &[u8], dims: &[u64], perm: &[usize], size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut idx = vec![0u64; nd];
     for _ in 0..total {
-        let src: u64 = idx
-            .iter()
-            .zip(perm)
-            .map(|(&i, &p)| i * in_strides[p])
-            .sum();
+        let src: u64 = idx.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum();
         let s = src as usize * size;
         out.extend_from_slice(&bytes[s..s + size]);
         for a in (0..nd).rev() {
@@ -306,9 +305,10 @@ fn permute(bytes: &[u8], dims: &[u64], perm: &[usize], size: usize) -> Vec<u8> {
 
 /// TF → PyTorch for one tensor of a [`Pair`].
 pub fn to_torch(t: &Tensor, transform: Transform) -> Result<Tensor> {
-    let size = t.dtype.size().ok_or_else(|| {
-        Error::Invalid("string tensors have no PyTorch counterpart".to_string())
-    })?;
+    let size = t
+        .dtype
+        .size()
+        .ok_or_else(|| Error::Invalid("string tensors have no PyTorch counterpart".to_string()))?;
     let perm: &[usize] = match (transform, t.dims.len()) {
         (Transform::ConvKernel, 4) => &[3, 2, 0, 1],
         (Transform::DenseKernel, 2) => &[1, 0],
@@ -316,7 +316,11 @@ pub fn to_torch(t: &Tensor, transform: Transform) -> Result<Tensor> {
         _ => {
             return Err(Error::Invalid(format!(
                 "a {transform:?} needs {} dims, got {:?}",
-                if transform == Transform::ConvKernel { 4 } else { 2 },
+                if transform == Transform::ConvKernel {
+                    4
+                } else {
+                    2
+                },
                 t.dims
             )))
         }
@@ -501,10 +505,7 @@ pub fn export(src: &Source, layout: Layout) -> Result<Exported> {
         if layout == Layout::Torchvision && m.starts_with("head.") {
             continue;
         }
-        tensors.insert(
-            format!("{m}.num_batches_tracked"),
-            Tensor::scalar_i64(step),
-        );
+        tensors.insert(format!("{m}.num_batches_tracked"), Tensor::scalar_i64(step));
     }
     let mut left_out = vec![];
     for e in &entries {
@@ -575,8 +576,9 @@ pub fn arch_path(out: &Path) -> PathBuf {
 pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
     let mut views = vec![];
     for (name, t) in tensors {
-        let dtype = super::native::st_dtype(t.dtype)
-            .ok_or_else(|| Error::Invalid(format!("{name}: {} has no safetensors type", t.dtype)))?;
+        let dtype = super::native::st_dtype(t.dtype).ok_or_else(|| {
+            Error::Invalid(format!("{name}: {} has no safetensors type", t.dtype))
+        })?;
         let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
         let view = safetensors::tensor::TensorView::new(dtype, shape, &t.bytes)
             .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
@@ -600,12 +602,16 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     })?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let dtype = super::native::from_st_dtype(view.dtype()).ok_or_else(|| Error::Unsupported {
-            path: path.to_path_buf(),
-            detail: format!("{name} has the unsupported dtype {:?}", view.dtype()),
-        })?;
+        let dtype =
+            super::native::from_st_dtype(view.dtype()).ok_or_else(|| Error::Unsupported {
+                path: path.to_path_buf(),
+                detail: format!("{name} has the unsupported dtype {:?}", view.dtype()),
+            })?;
         let dims = view.shape().iter().map(|&d| d as u64).collect();
-        out.insert(name.clone(), Tensor::new(dtype, dims, view.data().to_vec())?);
+        out.insert(
+            name.clone(),
+            Tensor::new(dtype, dims, view.data().to_vec())?,
+        );
     }
     Ok(out)
 }
@@ -645,7 +651,11 @@ fn infer_torch(
     let bad = |m: String| Error::Invalid(format!("{}: {m}", path.display()));
     let mut notes = vec![];
     let deep = sd.contains_key("conv1.0.weight");
-    let stem = if deep { "conv1.2.weight" } else { "conv1.weight" };
+    let stem = if deep {
+        "conv1.2.weight"
+    } else {
+        "conv1.weight"
+    };
     let c1 = dims_of(sd, stem).ok_or_else(|| {
         bad("no stem convolution `conv1.weight` (nor `conv1.0.weight`): not a ResNet state dict of torchvision's or simclr_resnet.py's layout".into())
     })?;
@@ -733,7 +743,11 @@ fn infer_torch(
     let feature = if bottleneck { 2048 } else { 512 } * width;
     let selector = match (arch, &fc) {
         (Some(a), _) => a.ft_proj_selector,
-        (None, Some(d)) if proj && d.len() == 2 && d[1] != feature && d[1] == u64::from(proj_out) => -1,
+        (None, Some(d))
+            if proj && d.len() == 2 && d[1] != feature && d[1] == u64::from(proj_out) =>
+        {
+            -1
+        }
         _ => 0,
     };
     let cfg = ModelConfig {
@@ -846,4 +860,71 @@ pub fn import(path: &Path, arch: Option<&TorchArch>) -> Result<Imported> {
         step,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(depth: u32, width: u32, sk: f64, se: f64, image: u32) -> ModelConfig {
+        ModelConfig {
+            resnet_depth: depth,
+            width_multiplier: width,
+            sk_ratio: sk,
+            se_ratio: se,
+            image_size: image,
+            ..ModelConfig::default()
+        }
+    }
+
+    #[test]
+    fn torchvision_resnet50_has_its_320_state_dict_entries() {
+        let p = plan(&cfg(50, 1, 0.0, 0.0, 224), false, true, 0).expect("plan");
+        assert_eq!(p.pairs.len() + p.bn_modules.len(), 320);
+        let keys: BTreeSet<&str> = p.pairs.iter().map(|x| x.torch.as_str()).collect();
+        for k in [
+            "conv1.weight",
+            "bn1.running_var",
+            "layer1.0.downsample.0.weight",
+            "layer1.0.downsample.1.bias",
+            "layer4.2.bn3.running_var",
+            "fc.weight",
+            "fc.bias",
+        ] {
+            assert!(keys.contains(k), "{k} missing");
+        }
+        let fc = p.pairs.iter().find(|x| x.torch == "fc.weight").expect("fc");
+        assert_eq!(fc.torch_dims, vec![1000, 2048]);
+    }
+
+    #[test]
+    fn every_variable_of_sk_se_and_head_models_gets_a_unique_key() {
+        for c in [
+            cfg(152, 3, 0.0625, 0.0, 224),
+            cfg(50, 1, 0.0, 0.25, 224),
+            cfg(18, 2, 0.0, 0.0, 32),
+        ] {
+            let p = plan(&c, true, true, -1).expect("plan");
+            let vars = crate::nn::variables(&c).expect("vars");
+            assert_eq!(p.pairs.len(), vars.len());
+            let keys: BTreeSet<&str> = p.pairs.iter().map(|x| x.torch.as_str()).collect();
+            assert_eq!(keys.len(), vars.len(), "duplicate keys for {c:?}");
+        }
+    }
+
+    #[test]
+    fn kernels_permute_to_oihw_and_back_exactly() {
+        let vals: Vec<f32> = (0..2 * 3 * 4 * 5).map(|i| i as f32).collect();
+        let t = Tensor::from_f32(&[2, 3, 4, 5], &vals).expect("t");
+        let o = to_torch(&t, Transform::ConvKernel).expect("to");
+        assert_eq!(o.dims, vec![5, 4, 2, 3]);
+        // o[out=1, in=2, h=1, w=0] = t[h=1, w=0, in=2, out=1].
+        let f = o.to_f32().expect("f32");
+        assert_eq!(f[((4 + 2) * 2 + 1) * 3], vals[((3) * 4 + 2) * 5 + 1]);
+        assert_eq!(from_torch(&o, Transform::ConvKernel).expect("back"), t);
+        let d = Tensor::from_f32(&[3, 2], &vals[..6]).expect("d");
+        let dt = to_torch(&d, Transform::DenseKernel).expect("dense");
+        assert_eq!(dt.to_f32().expect("f"), vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0]);
+        assert_eq!(from_torch(&dt, Transform::DenseKernel).expect("back"), d);
+    }
 }

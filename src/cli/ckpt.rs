@@ -101,7 +101,11 @@ pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
         CkptCommand::ImportTorch { .. } => {}
     }
     match &args.command {
-        CkptCommand::ExportTorch { src, out: path, layout } => export_torch(src, path, *layout, out)?,
+        CkptCommand::ExportTorch {
+            src,
+            out: path,
+            layout,
+        } => export_torch(src, path, *layout, out)?,
         CkptCommand::ImportTorch {
             src,
             out: dir,
@@ -267,7 +271,10 @@ fn import_torch(
             let text = std::fs::read_to_string(p)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
             Some(serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("{} is not an architecture file of export_torch: {e}", p.display())
+                anyhow::anyhow!(
+                    "{} is not an architecture file of export_torch: {e}",
+                    p.display()
+                )
             })?)
         }
         None => None,
@@ -284,8 +291,16 @@ fn import_torch(
     if (image_size <= 32) != (c.image_size <= 32) {
         anyhow::bail!(
             "--image_size={image_size} selects the {} stem, but the state dict has the {} stem",
-            if image_size <= 32 { "CIFAR" } else { "ImageNet" },
-            if c.image_size <= 32 { "CIFAR" } else { "ImageNet" }
+            if image_size <= 32 {
+                "CIFAR"
+            } else {
+                "ImageNet"
+            },
+            if c.image_size <= 32 {
+                "CIFAR"
+            } else {
+                "ImageNet"
+            }
         );
     }
     let meta = serde_json::json!({
@@ -320,8 +335,16 @@ fn import_torch(
         c.resnet_depth,
         c.width_multiplier,
         if c.sk_ratio > 0.0 { " SK" } else { "" },
-        if c.image_size <= 32 { ", CIFAR stem" } else { "" },
-        if imp.has_proj { ", projection head" } else { "" },
+        if c.image_size <= 32 {
+            ", CIFAR stem"
+        } else {
+            ""
+        },
+        if imp.has_proj {
+            ", projection head"
+        } else {
+            ""
+        },
         if imp.has_sup { ", supervised head" } else { "" },
         src.display(),
         saved.path.display()
