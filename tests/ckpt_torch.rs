@@ -202,17 +202,23 @@ fn cfg(
 /// features; → import_torch gives the TF variables bit for bit.
 fn tf_case(name: &str, c: &Case) {
     let dir = tmp(name);
+    let t = std::time::Instant::now();
+    let lap = |what: &str| eprintln!("{name}: {what} done at {:.1} s", t.elapsed().as_secs_f64());
     let prefix = tf_checkpoint(c, &dir);
+    lap("TensorFlow checkpoint");
     let st = dir.join("model.safetensors");
     let msg = simclr_ok(&["ckpt", "export_torch", p(&prefix), p(&st)]);
     eprintln!("{msg}");
     assert!(msg.contains("training step counter"), "{msg}");
     let back = dir.join("back");
     simclr_ok(&["ckpt", "import_torch", p(&st), p(&back), "--image_size=64"]);
+    lap("export_torch + import_torch");
     assert_same_variables(c, &prefix, &back);
     let feats = dir.join("features");
     features(&back, &images(&dir, 64), &feats);
+    lap("simclr features");
     compare(&st, &feats);
+    lap("PyTorch");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

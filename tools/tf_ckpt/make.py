@@ -113,8 +113,11 @@ def main():
         saver = tf.compat.v1.train.Saver(max_to_keep=None)
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            for var, value in variables:
-                var.load(value, sess)
+            # One run feeds every initial value (what Variable.load does one
+            # variable at a time; per-variable runs cost O(graph) each).
+            if variables:
+                sess.run([var.initializer for var, _ in variables],
+                         {var.initializer.inputs[1]: value for var, value in variables})
             sess.run(tf.compat.v1.assign(tf.compat.v1.train.get_global_step(), step))
             prefix = saver.save(sess, os.path.join(out_dir, spec.get("prefix", "model.ckpt")),
                                 global_step=step)
