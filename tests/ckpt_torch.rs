@@ -2,10 +2,11 @@
 //! (tools/torch/run: a pinned venv in the user cache, installed on first
 //! use; the test fails if it cannot be made).
 //!
-//! Models: ResNet-18 CIFAR from a native simclr checkpoint; ResNet-50 1×
-//! (torchvision layout), ResNet-50 2× SK and ResNet-101 1× SK from TF1
-//! checkpoints written by real TensorFlow (tools/tf_ckpt/run make.py) with
-//! the fixture weight formula (k = index of the TF1 name in sorted order).
+//! Models: ResNet-18 CIFAR (plain and with squeeze-and-excitation) from a
+//! native simclr checkpoint; ResNet-50 1× (torchvision and simclr layouts),
+//! ResNet-50 2× SK and ResNet-101 1× SK from TF1 checkpoints written by real
+//! TensorFlow (tools/tf_ckpt/run make.py) with the fixture weight formula
+//! (k = index of the TF1 name in sorted order).
 //! PyTorch's eval-mode outputs must equal `simclr features` on the same
 //! pixels within 1e-4 relative (max |a−b| / max |b|); round trips must be
 //! bit-identical; bad state dicts must be refused naming the key.
@@ -222,22 +223,24 @@ fn tf_case(name: &str, c: &Case) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn resnet18_cifar_native_checkpoint_to_pytorch_and_back() {
-    let c = Case {
+/// A native simclr checkpoint (formula values) of a ResNet-18 CIFAR →
+/// PyTorch equals simclr features; → import_torch gives it back bit for bit.
+fn native_r18_case(name: &str, se_ratio: f64) {
+    let mut c = Case {
         cfg: cfg(18, 1, false, 32, ProjHeadMode::Nonlinear, 3),
         proj: true,
         sup: true,
         selector: 0,
     };
-    let dir = tmp("r18");
+    c.cfg.se_ratio = se_ratio;
+    let dir = tmp(name);
     let mut tensors: BTreeMap<String, Tensor> = formula_values(&c)
         .into_iter()
         .map(|(n, (d, v, _))| (n, Tensor::from_f32(&d, &v).expect("tensor")))
         .collect();
     tensors.insert("global_step".into(), Tensor::scalar_i64(3));
     let meta = serde_json::json!({"model": {
-        "resnet_depth": 18, "width_multiplier": 1, "sk_ratio": 0.0, "se_ratio": 0.0,
+        "resnet_depth": 18, "width_multiplier": 1, "sk_ratio": 0.0, "se_ratio": se_ratio,
         "image_size": 32, "proj_head_mode": "nonlinear", "num_proj_layers": 3,
         "proj_out_dim": 128, "num_classes": 10, "ft_proj_selector": 0}});
     let model_dir = dir.join("model");
@@ -248,6 +251,7 @@ fn resnet18_cifar_native_checkpoint_to_pytorch_and_back() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("r18.json")).expect("json"))
             .expect("arch");
     assert!(arch.cifar_stem && arch.resnet_depth == 18 && arch.num_classes == Some(10));
+    assert_eq!(arch.se_ratio, se_ratio);
     let feats = dir.join("features");
     features(&model_dir, &images(&dir, 32), &feats);
     compare(&st, &feats);
@@ -255,6 +259,16 @@ fn resnet18_cifar_native_checkpoint_to_pytorch_and_back() {
     simclr_ok(&["ckpt", "import_torch", p(&st), p(&back)]);
     assert_same_variables(&c, &model_dir, &back);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resnet18_cifar_native_checkpoint_to_pytorch_and_back() {
+    native_r18_case("r18", 0.0);
+}
+
+#[test]
+fn resnet18_cifar_squeeze_excite_to_pytorch_and_back() {
+    native_r18_case("r18se", 0.25);
 }
 
 #[test]
@@ -286,8 +300,24 @@ fn resnet50_tf1_checkpoint_to_torchvision() {
     simclr_ok(&["ckpt", "import_torch", p(&st), p(&back), "--image_size=64"]);
     c.proj = false;
     assert_same_variables(&c, &prefix, &back);
+    // The same network through simclr_resnet.py (plain bottlenecks, and the
+    // projection head that torchvision has no place for); its simclr
+    // features serve both comparisons.
+    let st2 = dir.join("r50_simclr.safetensors");
+    simclr_ok(&["ckpt", "export_torch", p(&prefix), p(&st2)]);
+    let back2 = dir.join("back_simclr");
+    simclr_ok(&[
+        "ckpt",
+        "import_torch",
+        p(&st2),
+        p(&back2),
+        "--image_size=64",
+    ]);
+    c.proj = true;
+    assert_same_variables(&c, &prefix, &back2);
     let feats = dir.join("features");
-    features(&back, &images(&dir, 64), &feats);
+    features(&back2, &images(&dir, 64), &feats);
+    compare(&st2, &feats);
     let report = compare(&st, &feats);
     // torchvision's own max pool (padding 1 on both sides) is measurably off.
     let plain = report["unmodified_torchvision_errors"]["final_avg_pool"]
