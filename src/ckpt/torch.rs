@@ -277,27 +277,34 @@ pub fn plan(cfg: &ModelConfig, proj: bool, sup: bool, selector: i32) -> Result<P
 }
 
 /// Permutes a row-major array of `dims` (element size `size`) so that
-/// output axis j is input axis `perm[j]`.
+/// output axis j is input axis `perm[j]` (up to 4 axes).
 fn permute(bytes: &[u8], dims: &[u64], perm: &[usize], size: usize) -> Vec<u8> {
     let nd = dims.len();
-    let mut in_strides = vec![1u64; nd];
-    for a in (0..nd.saturating_sub(1)).rev() {
-        in_strides[a] = in_strides[a + 1] * dims[a + 1];
+    let mut in_strides = [0usize; 4];
+    let mut acc = 1usize;
+    for a in (0..nd).rev() {
+        in_strides[a] = acc;
+        acc *= dims[a] as usize;
     }
-    let out_dims: Vec<u64> = perm.iter().map(|&p| dims[p]).collect();
-    let total: u64 = dims.iter().product();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut idx = vec![0u64; nd];
-    for _ in 0..total {
-        let src: u64 = idx.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum();
-        let s = src as usize * size;
-        out.extend_from_slice(&bytes[s..s + size]);
-        for a in (0..nd).rev() {
-            idx[a] += 1;
-            if idx[a] < out_dims[a] {
-                break;
+    // Output dims and the matching input strides, padded to 4 axes.
+    let mut od = [1usize; 4];
+    let mut st = [0usize; 4];
+    for (j, &p) in perm.iter().enumerate() {
+        od[4 - nd + j] = dims[p] as usize;
+        st[4 - nd + j] = in_strides[p];
+    }
+    let mut out = vec![0u8; bytes.len()];
+    let mut k = 0usize;
+    for a in 0..od[0] {
+        for b in 0..od[1] {
+            for c in 0..od[2] {
+                let base = a * st[0] + b * st[1] + c * st[2];
+                for d in 0..od[3] {
+                    let s = (base + d * st[3]) * size;
+                    out[k..k + size].copy_from_slice(&bytes[s..s + size]);
+                    k += size;
+                }
             }
-            idx[a] = 0;
         }
     }
     out

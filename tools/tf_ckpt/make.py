@@ -16,7 +16,8 @@ Writes OUT_DIR/<prefix>-<global_step>.{index,data-*,meta} and OUT_DIR/checkpoint
 (by the Saver), plus OUT_DIR/values.json + OUT_DIR/values.bin: for every
 variable its dtype, shape and the little-endian bytes TensorFlow was given
 (offset/size into values.bin; string variables list their values in hex;
-"zeros": true for variables filled with zeros, which are not dumped).
+"zeros": true for variables filled with zeros and "formula_k": k for formula
+ones, which are not dumped).
 """
 import json
 import os
@@ -99,7 +100,9 @@ def main():
                 entry["zeros"] = True  # the initial value; nothing to load or dump
             else:
                 variables.append((var, value))
-            if "zeros" in entry:
+            if v.get("fill") == "formula":
+                entry["formula_k"] = int(v.get("k", 0))  # reproducible: not dumped
+            if "zeros" in entry or "formula_k" in entry:
                 pass
             elif v["dtype"] == "string":
                 entry["strings"] = [s.hex() for s in value.reshape(-1).tolist()]

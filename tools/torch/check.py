@@ -64,8 +64,9 @@ def compare(weights, features):
               "image_size": list(x.shape[2:]), "errors": {}}
     with torch.no_grad():
         if arch["layout"] == "torchvision":
-            model = torchvision_model(arch["resnet_depth"], arch["num_classes"])
-            model.load_state_dict(state, strict=True)
+            with torch.device("meta"):  # no random initialisation: every tensor is loaded
+                model = torchvision_model(arch["resnet_depth"], arch["num_classes"])
+            model.load_state_dict(state, strict=True, assign=True)
             model.eval()
             plain = torchvision_forward(model, x)
             # The one-line change: TF 'SAME' pads only the end of an even size.
@@ -73,8 +74,9 @@ def compare(weights, features):
             out = torchvision_forward(model, x)
             report["unmodified_torchvision_errors"] = {}
         else:
-            model = SimCLRResNet.from_arch(arch)
-            model.load_state_dict(state, strict=True)
+            with torch.device("meta"):
+                model = SimCLRResNet.from_arch(arch)
+            model.load_state_dict(state, strict=True, assign=True)
             model.eval()
             out, plain = model(x), None
     names = ["final_avg_pool", "proj_head_output", "logits_sup"]
@@ -116,7 +118,9 @@ def torchvision_state_dict(depth, out):
 def load_torchvision(depth, weights):
     state = safetensors.torch.load_file(weights)
     num_classes = state["fc.weight"].shape[0] if "fc.weight" in state else None
-    torchvision_model(depth, num_classes).load_state_dict(state, strict=True)
+    with torch.device("meta"):
+        model = torchvision_model(depth, num_classes)
+    model.load_state_dict(state, strict=True, assign=True)
     print(json.dumps({"loaded": len(state)}))
 
 
