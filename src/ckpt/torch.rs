@@ -472,9 +472,11 @@ pub fn export(src: &Source, layout: Layout) -> Result<Exported> {
             )));
         }
     }
-    let step = key_of
-        .get("global_step")
-        .map(|k| src.read(k))
+    const STEP_KEYS: [&str; 2] = ["global_step", "global_step/.ATTRIBUTES/VARIABLE_VALUE"];
+    let step = entries
+        .iter()
+        .find(|e| STEP_KEYS.contains(&e.name.as_str()))
+        .map(|e| src.read(&e.name))
         .transpose()?
         .and_then(|t| t.as_i64())
         .unwrap_or(0);
@@ -526,11 +528,13 @@ pub fn export(src: &Source, layout: Layout) -> Result<Exported> {
             .map_or(n, String::as_str);
         let reason = if super::import::is_optimizer_slot(n) {
             "optimizer slot: training state, not part of a PyTorch model's state dict".to_string()
-        } else if n == "global_step" {
+        } else if STEP_KEYS.contains(&n) {
             format!("training step counter: written as every num_batches_tracked ({step})")
         } else if tf1.starts_with("head_contrastive/") && layout == Layout::Torchvision {
             "projection head: torchvision's ResNet has no place for it (use --layout=simclr)"
                 .to_string()
+        } else if n == "_CHECKPOINTABLE_OBJECT_GRAPH" {
+            "TF2 object graph: the checkpoint's structure, not a tensor".to_string()
         } else {
             "not a variable of the inferred model".to_string()
         };
