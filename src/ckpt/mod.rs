@@ -12,6 +12,7 @@
 //!   TF1 name, filtered by an anchored regex (Python `re.match`).
 //! * [`tf2`]: TF2 object-path keys mapped to TF1 names (heads and backbone).
 //! * [`infer`]: depth, width, SK, heads and classes from names and shapes.
+//! * [`torch`]: PyTorch state dicts (torchvision or simclr_resnet.py layout) both ways.
 //!
 //! Host arrays are [`Tensor`]s: a dtype, dims and little-endian row-major
 //! bytes — nothing more, so every format converts to and from it losslessly.
@@ -22,6 +23,7 @@ pub mod native;
 pub mod source;
 pub mod tf;
 pub mod tf2;
+pub mod torch;
 
 pub use source::{Entry, Source};
 

@@ -84,7 +84,7 @@ struct IndexEntry {
     file: String,
 }
 
-fn st_dtype(d: DType) -> Option<StDtype> {
+pub(crate) fn st_dtype(d: DType) -> Option<StDtype> {
     Some(match d {
         DType::Bool => StDtype::BOOL,
         DType::U8 => StDtype::U8,
@@ -103,7 +103,7 @@ fn st_dtype(d: DType) -> Option<StDtype> {
     })
 }
 
-fn from_st_dtype(d: StDtype) -> Option<DType> {
+pub(crate) fn from_st_dtype(d: StDtype) -> Option<DType> {
     Some(match d {
         StDtype::BOOL => DType::Bool,
         StDtype::U8 => DType::U8,

@@ -1,6 +1,7 @@
 //! `simclr ckpt ls PATH` (name, dtype, shape of every tensor) and
 //! `simclr ckpt info PATH` (inferred architecture and the flags that build
-//! it) for TensorFlow and native checkpoints.
+//! it) for TensorFlow and native checkpoints; `export_tf`, and
+//! `export_torch` / `import_torch` (PyTorch state dicts in safetensors).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,6 +44,39 @@ pub enum CkptCommand {
         #[arg(long = "with_slots")]
         with_slots: bool,
     },
+    /// Write the model of any checkpoint `ckpt info` describes as a PyTorch
+    /// state dict (`OUT.safetensors`) plus its architecture (`OUT.json`).
+    #[command(name = "export_torch")]
+    ExportTorch {
+        /// A TF checkpoint (TF1 names or TF2 object paths) or a native
+        /// `.safetensors` file or model_dir.
+        src: PathBuf,
+        /// Output `.safetensors` file; the architecture goes beside it as `.json`.
+        out: PathBuf,
+        /// `torchvision` (torchvision.models.resnet18…152: width 1×, no SK,
+        /// ImageNet stem) or `simclr` (tools/torch/simclr_resnet.py: everything).
+        #[arg(long, value_enum, default_value = "simclr")]
+        layout: crate::ckpt::torch::Layout,
+    },
+    /// Turn a PyTorch ResNet state dict (torchvision's layout or
+    /// `--layout=simclr`'s) into a simclr model_dir that `simclr run
+    /// --checkpoint=OUT` and `simclr features --export=OUT` read.
+    #[command(name = "import_torch")]
+    ImportTorch {
+        /// A `.safetensors` state dict.
+        src: PathBuf,
+        /// Output model_dir.
+        out: PathBuf,
+        /// The architecture file written by export_torch (default: SRC with
+        /// `.json`, when present); it settles the projection-head mode and
+        /// the supervised head's input.
+        #[arg(long)]
+        arch: Option<PathBuf>,
+        /// `--image_size` recorded for `simclr features` (default: 32 for the
+        /// CIFAR stem, else 224).
+        #[arg(long = "image_size")]
+        image_size: Option<u32>,
+    },
 }
 
 /// Tells on stderr which newer native checkpoints of a `model_dir` were
@@ -61,9 +95,23 @@ fn report_skipped(path: &std::path::Path) {
 pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
     match &args.command {
         CkptCommand::Ls { path } | CkptCommand::Info { path } => report_skipped(path),
-        CkptCommand::ExportTf { src, .. } => report_skipped(src),
+        CkptCommand::ExportTf { src, .. } | CkptCommand::ExportTorch { src, .. } => {
+            report_skipped(src)
+        }
+        CkptCommand::ImportTorch { .. } => {}
     }
     match &args.command {
+        CkptCommand::ExportTorch {
+            src,
+            out: path,
+            layout,
+        } => export_torch(src, path, *layout, out)?,
+        CkptCommand::ImportTorch {
+            src,
+            out: dir,
+            arch,
+            image_size,
+        } => import_torch(src, dir, arch.as_deref(), *image_size, out)?,
         CkptCommand::ExportTf {
             src,
             prefix,
@@ -149,6 +197,160 @@ pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
             }
             writeln!(out, "flags:             {}", arch.flags().join(" "))?;
         }
+    }
+    Ok(())
+}
+
+fn export_torch(
+    src: &std::path::Path,
+    path: &std::path::Path,
+    layout: crate::ckpt::torch::Layout,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use crate::ckpt::torch;
+    if path.extension().is_none_or(|e| e != "safetensors") {
+        anyhow::bail!(
+            "{}: the output must end in .safetensors (the architecture goes beside it as .json)",
+            path.display()
+        );
+    }
+    let source = Source::open(src)?;
+    let e = torch::export(&source, layout)?;
+    torch::write_safetensors(path, &e.tensors)?;
+    let json_path = torch::arch_path(path);
+    let text = serde_json::to_string_pretty(&e.arch)?;
+    std::fs::write(&json_path, text + "\n")
+        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", json_path.display()))?;
+    let a = &e.inferred;
+    writeln!(
+        out,
+        "wrote {} tensors of {} (ResNet-{} {}x{}{}) to {} ({} layout) and its architecture to {}",
+        e.tensors.len(),
+        source.path().display(),
+        a.resnet_depth,
+        a.width_multiplier,
+        if a.sk_ratio > 0.0 { " SK" } else { "" },
+        if a.cifar_stem { ", CIFAR stem" } else { "" },
+        path.display(),
+        layout.name(),
+        json_path.display()
+    )?;
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for l in &e.arch.left_out {
+        by_reason.entry(&l.reason).or_default().push(&l.name);
+    }
+    for (reason, names) in by_reason {
+        writeln!(
+            out,
+            "left out {} tensor(s), {reason}: {}{}",
+            names.len(),
+            names.iter().take(4).copied().collect::<Vec<_>>().join(", "),
+            if names.len() > 4 { ", …" } else { "" }
+        )?;
+    }
+    for n in &a.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}
+
+fn import_torch(
+    src: &std::path::Path,
+    dir: &std::path::Path,
+    arch: Option<&std::path::Path>,
+    image_size: Option<u32>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use crate::ckpt::torch;
+    let arch_file = match arch {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(torch::arch_path(src)).filter(|p| p.exists()),
+    };
+    let arch: Option<torch::TorchArch> = match &arch_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not an architecture file of export_torch: {e}",
+                    p.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    if crate::ckpt::native::latest(dir)?.is_some() {
+        anyhow::bail!(
+            "{} already holds a checkpoint; import into a new directory",
+            dir.display()
+        );
+    }
+    let imp = torch::import(src, arch.as_ref())?;
+    let c = &imp.cfg;
+    let image_size = image_size.unwrap_or(c.image_size);
+    if (image_size <= 32) != (c.image_size <= 32) {
+        anyhow::bail!(
+            "--image_size={image_size} selects the {} stem, but the state dict has the {} stem",
+            if image_size <= 32 {
+                "CIFAR"
+            } else {
+                "ImageNet"
+            },
+            if c.image_size <= 32 {
+                "CIFAR"
+            } else {
+                "ImageNet"
+            }
+        );
+    }
+    let meta = serde_json::json!({
+        "global_step": imp.step,
+        "imported_from": src.display().to_string(),
+        "model": {
+            "resnet_depth": c.resnet_depth,
+            "width_multiplier": c.width_multiplier,
+            "sk_ratio": c.sk_ratio,
+            "se_ratio": c.se_ratio,
+            "image_size": image_size,
+            "proj_head_mode": if imp.has_proj {
+                match c.proj_head_mode {
+                    crate::nn::ProjHeadMode::Linear => "linear",
+                    _ => "nonlinear",
+                }
+            } else {
+                "none"
+            },
+            "num_proj_layers": c.num_proj_layers,
+            "proj_out_dim": c.proj_out_dim,
+            "num_classes": c.num_classes,
+            "ft_proj_selector": imp.ft_proj_selector,
+        },
+    });
+    let step = u64::try_from(imp.step).unwrap_or(0);
+    let saved = crate::ckpt::native::save(dir, step, &imp.tensors, &meta, 0)?;
+    writeln!(
+        out,
+        "wrote {} tensors (ResNet-{} {}x{}{}{}{}) of {} to {}",
+        imp.tensors.len(),
+        c.resnet_depth,
+        c.width_multiplier,
+        if c.sk_ratio > 0.0 { " SK" } else { "" },
+        if c.image_size <= 32 {
+            ", CIFAR stem"
+        } else {
+            ""
+        },
+        if imp.has_proj {
+            ", projection head"
+        } else {
+            ""
+        },
+        if imp.has_sup { ", supervised head" } else { "" },
+        src.display(),
+        saved.path.display()
+    )?;
+    for n in &imp.notes {
+        writeln!(out, "note: {n}")?;
     }
     Ok(())
 }

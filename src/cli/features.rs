@@ -2,7 +2,10 @@
 //! (`model_dir/export/<step>/`, written after every evaluation) and writes
 //! the named intermediates of SPEC §8.6 as `.npy` files: `initial_conv`,
 //! `initial_max_pool`, `block_group1`…`block_group4`, `final_avg_pool`
-//! (also `default`), `proj_head_input`, `proj_head_output`, `logits_sup`.
+//! (also `default`), `proj_head_input`, `proj_head_output`, `logits_sup`;
+//! on request (`--outputs=input,…`) also `input`, the preprocessed images
+//! the network saw (NHWC, in [0, 1]), so that another framework can be fed
+//! the very same pixels.
 
 use crate::ckpt;
 use crate::data::augment::{preprocess_for_eval, AugmentConfig};
@@ -143,9 +146,9 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
                 .filter(|s| !s.is_empty())
                 .collect();
             for w in &v {
-                if !INTERMEDIATES.contains(w) && *w != "default" {
+                if !INTERMEDIATES.contains(w) && *w != "default" && *w != "input" {
                     bail!(
-                        "--outputs: unknown intermediate '{w}'; choose from {}",
+                        "--outputs: unknown intermediate '{w}'; choose from {}, default, input",
                         INTERMEDIATES.join(", ")
                     );
                 }
@@ -225,12 +228,17 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     let aug = AugmentConfig::finetune(cfg.image_size as usize);
     let mut outs: Vec<Vec<f32>> = vec![vec![]; chosen.len()];
     let mut shapes: Vec<Vec<usize>> = vec![vec![]; chosen.len()];
+    let want_input = wanted.contains(&"input");
+    let mut inputs: Vec<f32> = vec![];
     for chunk in files.chunks(batch) {
         let mut pixels = Vec::with_capacity(batch * (s * s * 3) as usize);
         for f in chunk {
             let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
             let img = decode_image(&bytes, &f.display().to_string())?;
             pixels.extend(preprocess_for_eval(&img, &aug)?.data);
+        }
+        if want_input {
+            inputs.extend_from_slice(&pixels);
         }
         pixels.resize(batch * (s * s * 3) as usize, 0.0);
         let input = client.buffer_from_host(
@@ -258,6 +266,13 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
             npy::write(args.out.join("default.npy"), &arr)?;
         }
     }
+    if want_input {
+        let arr = NpyArray::new(
+            vec![files.len(), s as usize, s as usize, 3],
+            NpyData::F32(inputs),
+        )?;
+        npy::write(args.out.join("input.npy"), &arr)?;
+    }
     let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
     std::fs::write(args.out.join("files.txt"), list)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -269,6 +284,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         chosen
             .iter()
             .map(|(n, _)| *n)
+            .chain(want_input.then_some("input"))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -6,14 +6,18 @@ variables saved by tf.compat.v1.train.Saver), for simclr's importer tests.
 SPEC.json: {"prefix": "model.ckpt", "global_step": 7, "seed": 0,
             "variables": [{"name": "base_model/conv2d/kernel",
                            "shape": [3, 3, 3, 64], "dtype": "float32",
-                           "fill": "random" | "zeros"}, ...]}
+                           "fill": "random" | "zeros" | "formula",
+                           "k": 0}, ...]}
+"formula" is the fixture weight formula of shared/fixtures/tf-reference/README.md
+for index k (float32 only): 1 + v for gamma, 1 + |v| for moving_variance, else v.
 dtypes: float32 float64 float16 bfloat16 int32 int64 uint8 bool string.
 
 Writes OUT_DIR/<prefix>-<global_step>.{index,data-*,meta} and OUT_DIR/checkpoint
 (by the Saver), plus OUT_DIR/values.json + OUT_DIR/values.bin: for every
 variable its dtype, shape and the little-endian bytes TensorFlow was given
 (offset/size into values.bin; string variables list their values in hex;
-"zeros": true for variables filled with zeros, which are not dumped).
+"zeros": true for variables filled with zeros and "formula_k": k for formula
+ones, which are not dumped).
 """
 import json
 import os
@@ -23,7 +27,34 @@ import numpy as np
 import tensorflow as tf
 
 
-def make_value(rng, shape, dtype, fill):
+def lowbias32(x):
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def formula(name, shape, k):
+    n = int(np.prod(shape)) if shape else 1
+    base = np.uint32((0x9E3779B9 * (k + 1)) & 0xFFFFFFFF)
+    with np.errstate(over="ignore"):
+        h = lowbias32(np.arange(n, dtype=np.uint32) + base)
+    v = 0.05 * (2.0 * ((h >> np.uint32(8)).astype(np.float64) / 2.0**24) - 1.0)
+    if name.endswith("/gamma"):
+        v = 1.0 + v
+    elif name.endswith("/moving_variance"):
+        v = 1.0 + np.abs(v)
+    return v.astype(np.float32).reshape(shape)
+
+
+def make_value(rng, shape, dtype, fill, name="", k=0):
+    if fill == "formula":
+        if dtype != "float32":
+            raise SystemExit("fill 'formula' is for float32 variables, not %s" % dtype)
+        return formula(name, shape, k)
     if dtype == "string":
         n = int(np.prod(shape)) if shape else 1
         vals = [("s%d-" % i).encode() + bytes(rng.integers(0, 256, size=i % 5, dtype=np.uint8))
@@ -56,7 +87,8 @@ def main():
         variables = []
         for v in spec["variables"]:
             shape = [int(d) for d in v["shape"]]
-            value = make_value(rng, shape, v["dtype"], v.get("fill", "random"))
+            value = make_value(rng, shape, v["dtype"], v.get("fill", "random"), v["name"],
+                               int(v.get("k", 0)))
             tf_dtype = tf.string if v["dtype"] == "string" else tf.dtypes.as_dtype(v["dtype"])
             var = tf.compat.v1.Variable(
                 tf.zeros(shape, dtype=tf_dtype) if v["dtype"] != "string" else tf.fill(shape, ""),
@@ -68,7 +100,9 @@ def main():
                 entry["zeros"] = True  # the initial value; nothing to load or dump
             else:
                 variables.append((var, value))
-            if "zeros" in entry:
+            if v.get("fill") == "formula":
+                entry["formula_k"] = int(v.get("k", 0))  # reproducible: not dumped
+            if "zeros" in entry or "formula_k" in entry:
                 pass
             elif v["dtype"] == "string":
                 entry["strings"] = [s.hex() for s in value.reshape(-1).tolist()]
@@ -82,8 +116,11 @@ def main():
         saver = tf.compat.v1.train.Saver(max_to_keep=None)
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            for var, value in variables:
-                var.load(value, sess)
+            # One run feeds every initial value (what Variable.load does one
+            # variable at a time; per-variable runs cost O(graph) each).
+            if variables:
+                sess.run([var.initializer for var, _ in variables],
+                         {var.initializer.inputs[1]: value for var, value in variables})
             sess.run(tf.compat.v1.assign(tf.compat.v1.train.get_global_step(), step))
             prefix = saver.save(sess, os.path.join(out_dir, spec.get("prefix", "model.ckpt")),
                                 global_step=step)
