@@ -21,6 +21,7 @@ pub mod nn;
 pub mod npy;
 pub mod pjrt;
 pub mod simclr;
+pub mod storage;
 pub mod summary;
 pub mod train;
 

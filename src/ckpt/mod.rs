@@ -113,6 +113,10 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// Reading or writing a bucket (or a local path through the storage
+    /// layer) failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::Error),
 }
 
 /// Result with [`enum@Error`].

@@ -12,9 +12,17 @@
 //! Writes are atomic: a temp file in the same directory is written, fsynced
 //! and renamed, then the directory is fsynced; the index is replaced the same
 //! way. [`latest`] skips an unreadable newest checkpoint and says which.
+//!
+//! `model_dir` may be a bucket (`gs://…`, `s3://…`, see [`crate::storage`]),
+//! where nothing is renamed: the checkpoint object is uploaded first (an
+//! object appears only once complete) and the index object last, so the
+//! index never names a checkpoint whose data is missing. A save killed
+//! between the two leaves a `ckpt-*.safetensors` object the index does not
+//! name; readers ignore it and the next save deletes it.
 
 use super::{io_err, DType, Error, Result, Tensor};
 use crate::crc32c;
+use crate::storage::{self, Location};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -200,8 +208,7 @@ pub fn save(
     meta: &serde_json::Value,
     keep_checkpoint_max: usize,
 ) -> Result<Saved> {
-    std::fs::create_dir_all(model_dir).map_err(io_err(model_dir))?;
-    remove_stale_temp_files(model_dir);
+    let dir = Location::from_path(model_dir)?;
     let mut views = Vec::with_capacity(tensors.len());
     let mut crcs = BTreeMap::new();
     for (name, t) in tensors {
@@ -242,6 +249,14 @@ pub fn save(
         serde_json::to_string(&crcs).map_err(|e| Error::Invalid(e.to_string()))?,
     );
     let name = file_name(step);
+    if !dir.is_local() {
+        let bytes = safetensors::serialize(views, Some(info)).map_err(|e| {
+            Error::Invalid(format!("cannot serialize checkpoint {name}: {e}"))
+        })?;
+        return save_to_store(&dir, step, &name, bytes, keep_checkpoint_max);
+    }
+    std::fs::create_dir_all(model_dir).map_err(io_err(model_dir))?;
+    remove_stale_temp_files(model_dir);
     let path = write_atomic(model_dir, &name, |tmp| {
         safetensors::serialize_to_file(views, Some(info), tmp).map_err(|e| Error::Io {
             path: tmp.to_path_buf(),
@@ -276,6 +291,103 @@ pub fn save(
         sync_dir(model_dir)?;
     }
     Ok(Saved { path, pruned })
+}
+
+/// [`save`] into a bucket: the checkpoint object, then the index object,
+/// then deletions (pruned checkpoints and orphans of killed saves).
+fn save_to_store(
+    dir: &Location,
+    step: u64,
+    name: &str,
+    bytes: Vec<u8>,
+    keep_checkpoint_max: usize,
+) -> Result<Saved> {
+    let indexed = read_index_at(dir);
+    let present = scan_at(dir)?;
+    let ckpt = dir.join(name);
+    storage::put(&ckpt, bytes)?;
+    let mut entries = match &indexed {
+        Ok(e) => e.clone(),
+        Err(_) => present.clone(),
+    };
+    entries.retain(|e| e.step != step);
+    entries.push(IndexEntry {
+        step,
+        file: name.to_string(),
+    });
+    entries.sort_by_key(|e| e.step);
+    let mut drop_names = vec![];
+    if keep_checkpoint_max > 0 && entries.len() > keep_checkpoint_max {
+        let n = entries.len() - keep_checkpoint_max;
+        drop_names = entries.drain(..n).map(|e| e.file).collect::<Vec<_>>();
+    }
+    write_index_at(dir, &entries)?;
+    // Orphans: checkpoint objects that no index named (a save killed after
+    // its data and before its index). Only when the old index was readable,
+    // so that an index lost by other means never costs checkpoints.
+    if indexed.is_ok() {
+        for e in &present {
+            if !entries.iter().any(|k| k.file == e.file) && !drop_names.contains(&e.file) {
+                drop_names.push(e.file.clone());
+            }
+        }
+    }
+    let mut pruned = vec![];
+    for f in drop_names {
+        let loc = dir.join(&f);
+        storage::delete(&loc)?;
+        pruned.push(loc.to_path_buf());
+    }
+    Ok(Saved {
+        path: ckpt.to_path_buf(),
+        pruned,
+    })
+}
+
+fn write_index_at(dir: &Location, entries: &[IndexEntry]) -> Result<()> {
+    let idx = IndexFile {
+        format: "simclr-ckpt-index-1".into(),
+        checkpoints: entries.to_vec(),
+    };
+    let text =
+        serde_json::to_string_pretty(&idx).map_err(|e| Error::Invalid(e.to_string()))? + "\n";
+    storage::put(&dir.join(INDEX_FILE), text.into_bytes())?;
+    Ok(())
+}
+
+fn read_index_at(dir: &Location) -> Result<Vec<IndexEntry>> {
+    if let Some(p) = dir.as_local() {
+        return read_index(p);
+    }
+    let loc = dir.join(INDEX_FILE);
+    let text = storage::read_to_string(&loc)?;
+    let idx: IndexFile = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+        path: loc.to_path_buf(),
+        detail: format!(
+            "not a valid index ({e}); delete it to rebuild it from the ckpt-*.safetensors objects"
+        ),
+    })?;
+    Ok(idx.checkpoints)
+}
+
+fn scan_at(dir: &Location) -> Result<Vec<IndexEntry>> {
+    if let Some(p) = dir.as_local() {
+        return Ok(scan_dir(p));
+    }
+    let mut out = vec![];
+    for e in storage::list(dir, false)? {
+        if let Some(step) = step_of(&e.name) {
+            out.push(IndexEntry { step, file: e.name });
+        }
+    }
+    out.sort_by_key(|e| e.step);
+    Ok(out)
+}
+
+fn step_of(name: &str) -> Option<u64> {
+    name.strip_prefix("ckpt-")
+        .and_then(|s| s.strip_suffix(".safetensors"))
+        .and_then(|s| s.parse::<u64>().ok())
 }
 
 fn remove_stale_temp_files(dir: &Path) {
@@ -322,11 +434,7 @@ fn scan_dir(model_dir: &Path) -> Vec<IndexEntry> {
     if let Ok(rd) = std::fs::read_dir(model_dir) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(step) = n
-                .strip_prefix("ckpt-")
-                .and_then(|s| s.strip_suffix(".safetensors"))
-                .and_then(|s| s.parse::<u64>().ok())
-            {
+            if let Some(step) = step_of(&n) {
                 out.push(IndexEntry { step, file: n });
             }
         }
@@ -338,23 +446,41 @@ fn scan_dir(model_dir: &Path) -> Vec<IndexEntry> {
 /// The checkpoints of `model_dir`, oldest first, as `(step, path)`: from
 /// `checkpoint.json`, or from the `ckpt-*.safetensors` files when the index
 /// is missing or unreadable.
+///
+/// In a bucket, an unreachable bucket (or missing credentials) gives an
+/// empty list here; [`latest`] and [`try_list`] report it.
 pub fn list(model_dir: &Path) -> Vec<(u64, PathBuf)> {
-    let entries = read_index(model_dir).unwrap_or_else(|_| scan_dir(model_dir));
-    entries
+    try_list(model_dir).unwrap_or_default()
+}
+
+/// [`list`] that reports storage errors (a missing bucket, no credentials,
+/// the network) instead of returning an empty list.
+///
+/// # Errors
+/// [`Error::Storage`] for an invalid URL or an unreachable bucket.
+pub fn try_list(model_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let dir = Location::from_path(model_dir)?;
+    let entries = match read_index_at(&dir) {
+        Ok(e) => e,
+        Err(Error::Storage(e)) if !e.is_not_found() && !dir.is_local() => return Err(e.into()),
+        Err(_) => scan_at(&dir)?,
+    };
+    Ok(entries
         .into_iter()
-        .map(|e| (e.step, model_dir.join(e.file)))
-        .collect()
+        .map(|e| (e.step, dir.join(&e.file).to_path_buf()))
+        .collect())
 }
 
 /// The newest checkpoint of `model_dir` whose file is complete and whose
 /// checksums verify; `None` when there is none. Unreadable newer ones are
 /// listed in [`Latest::skipped`] (and should be reported to the user).
 pub fn latest(model_dir: &Path) -> Result<Option<Latest>> {
-    if !model_dir.is_dir() {
+    let dir = Location::from_path(model_dir)?;
+    if dir.is_local() && !model_dir.is_dir() {
         return Ok(None);
     }
     let mut skipped = vec![];
-    for (step, path) in list(model_dir).into_iter().rev() {
+    for (step, path) in try_list(model_dir)?.into_iter().rev() {
         match Reader::open(&path).and_then(|r| r.verify()) {
             Ok(()) => {
                 return Ok(Some(Latest {
@@ -414,10 +540,28 @@ pub struct ReaderEntry {
     end: usize,
 }
 
-/// A memory-mapped native checkpoint that reads tensors one at a time.
+/// The bytes of a checkpoint file: mapped when local, downloaded when in a
+/// bucket.
+enum Bytes {
+    Map(memmap2::Mmap),
+    Mem(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Mem(v) => v,
+        }
+    }
+}
+
+/// A native checkpoint (memory-mapped when local, read whole from a
+/// bucket) that reads tensors one at a time.
 pub struct Reader {
     path: PathBuf,
-    map: memmap2::Mmap,
+    map: Bytes,
     data_start: usize,
     entries: Vec<ReaderEntry>,
     crcs: BTreeMap<String, u32>,
@@ -444,16 +588,29 @@ impl Reader {
             path: path.to_path_buf(),
             detail,
         };
-        let file = File::open(path).map_err(io_err(path))?;
-        let len = file.metadata().map_err(io_err(path))?.len();
-        if len < 8 {
-            return Err(corrupt(format!(
-                "{len} bytes is too short for a safetensors file"
-            )));
-        }
-        // SAFETY: the map is read-only; checkpoint files are replaced by
-        // rename, never modified in place, so the mapped bytes do not change.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
+        let loc = Location::from_path(path)?;
+        let map = if loc.is_local() {
+            let file = File::open(path).map_err(io_err(path))?;
+            let len = file.metadata().map_err(io_err(path))?.len();
+            if len < 8 {
+                return Err(corrupt(format!(
+                    "{len} bytes is too short for a safetensors file"
+                )));
+            }
+            // SAFETY: the map is read-only; checkpoint files are replaced by
+            // rename, never modified in place, so the mapped bytes do not
+            // change.
+            Bytes::Map(unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?)
+        } else {
+            let bytes = storage::read(&loc)?;
+            if bytes.len() < 8 {
+                return Err(corrupt(format!(
+                    "{} bytes is too short for a safetensors file",
+                    bytes.len()
+                )));
+            }
+            Bytes::Mem(bytes)
+        };
         let (n, md) = SafeTensors::read_metadata(&map)
             .map_err(|e| corrupt(format!("bad safetensors header: {e:?}")))?;
         let data_start = 8 + n;

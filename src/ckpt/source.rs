@@ -36,7 +36,12 @@ impl Source {
         if path.extension().is_some_and(|e| e == "safetensors") {
             return Ok(Source::Native(native::Reader::open(path)?));
         }
-        if path.is_dir() && !native::list(path).is_empty() {
+        let loc = crate::storage::Location::from_path(path)?;
+        let is_dir = match &loc {
+            crate::storage::Location::Local(p) => p.is_dir(),
+            _ => crate::storage::is_dir(&loc)?,
+        };
+        if is_dir && !native::try_list(path)?.is_empty() {
             return match native::latest(path)? {
                 Some(l) => Ok(Source::Native(native::Reader::open(&l.path)?)),
                 None => Err(Error::NotFound {

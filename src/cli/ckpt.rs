@@ -82,7 +82,8 @@ pub enum CkptCommand {
 /// Tells on stderr which newer native checkpoints of a `model_dir` were
 /// unreadable and skipped.
 fn report_skipped(path: &std::path::Path) {
-    if path.is_dir() {
+    let in_bucket = crate::storage::Location::from_path(path).is_ok_and(|l| !l.is_local());
+    if in_bucket || path.is_dir() {
         if let Ok(Some(l)) = crate::ckpt::native::latest(path) {
             for s in &l.skipped {
                 eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);

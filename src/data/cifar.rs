@@ -84,7 +84,12 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<(Vec<u8>, Vec<u8>), Error> {
 /// # Errors
 /// [`Error::Io`] plus those of [`parse`].
 pub fn read_file(path: &Path) -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let loc = crate::storage::Location::from_path(path)?;
+    let bytes = if loc.is_local() {
+        std::fs::read(path).map_err(|e| Error::io(path, e))?
+    } else {
+        crate::storage::read(&loc)?
+    };
     parse(&bytes, &path.display().to_string())
 }
 
@@ -129,7 +134,7 @@ impl Cifar10 {
         let mut images = Vec::new();
         let mut labels = Vec::new();
         for f in files {
-            if !f.is_file() {
+            if !is_file(f)? {
                 return Err(Error::NotFound {
                     what: "CIFAR-10 binary file".into(),
                     path: f.display().to_string(),
@@ -159,13 +164,23 @@ impl Cifar10 {
     }
 }
 
+/// A local file, or an object in a bucket (bucket and network errors are
+/// reported, not taken for a missing file).
+fn is_file(p: &Path) -> Result<bool, Error> {
+    let loc = crate::storage::Location::from_path(p)?;
+    if loc.is_local() {
+        return Ok(p.is_file());
+    }
+    Ok(crate::storage::exists(&loc)?)
+}
+
 fn locate(dir: &Path) -> Result<PathBuf, Error> {
     for cand in [
         dir.join("cifar-10-batches-bin"),
         dir.to_path_buf(),
         dir.join("cifar10").join("cifar-10-batches-bin"),
     ] {
-        if cand.join(TEST_FILE).is_file() || cand.join(TRAIN_FILES[0]).is_file() {
+        if is_file(&cand.join(TEST_FILE))? || is_file(&cand.join(TRAIN_FILES[0]))? {
             return Ok(cand);
         }
     }

@@ -84,6 +84,9 @@ pub enum Error {
     /// A worker thread failed or the pipeline was shut down.
     #[error("data pipeline: {0}")]
     Pipeline(String),
+    /// Reading a bucket failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::Error),
 }
 
 impl Error {

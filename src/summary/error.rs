@@ -74,6 +74,10 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+
+    /// Writing to or reading from a bucket failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::Error),
 }
 
 impl Error {

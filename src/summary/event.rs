@@ -10,6 +10,14 @@
 //! A writer never appends to an existing file: a resumed run starts a new
 //! file, as TensorFlow does, and TensorBoard reads a directory's files in
 //! name order.
+//!
+//! In a bucket (`gs://…`, `s3://…`), where nothing can be appended, events
+//! are buffered and each flush (every [`OBJECT_FLUSH_SECS`] seconds, on
+//! [`EventWriter::sync`] and when the writer is dropped) uploads them as a
+//! new complete event file named
+//! `events.out.tfevents.<unix seconds>.<hostname>.<pid>.<counter>` (ten-digit
+//! seconds, six-digit counter), so that name order is write order and
+//! TensorBoard reads the objects one after the other.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -59,13 +67,57 @@ pub fn hostname() -> String {
         .collect()
 }
 
+/// Seconds between uploads of buffered events to a bucket.
+pub const OBJECT_FLUSH_SECS: u64 = 30;
+
 /// Writes one TensorBoard event file. Create one per run directory
 /// (`model_dir` for training, `model_dir/eval` for evaluation, as the
 /// original does).
 #[derive(Debug)]
 pub struct EventWriter {
     path: PathBuf,
-    file: File,
+    sink: Sink,
+}
+
+#[derive(Debug)]
+enum Sink {
+    File(File),
+    Objects(ObjectSink),
+}
+
+/// Events buffered for the next object of a bucket.
+#[derive(Debug)]
+struct ObjectSink {
+    dir: crate::storage::Location,
+    base: String,
+    counter: u32,
+    pending: Vec<u8>,
+    events: usize,
+    last: std::time::Instant,
+}
+
+impl ObjectSink {
+    fn flush(&mut self) -> Result<()> {
+        if self.events == 0 {
+            return Ok(());
+        }
+        let mut bytes = encode_record(
+            &Event {
+                wall_time: wall_time(),
+                step: 0,
+                what: Some(event::What::FileVersion(FILE_VERSION.to_string())),
+            }
+            .encode_to_vec(),
+        );
+        bytes.extend_from_slice(&self.pending);
+        let name = format!("{}.{:06}", self.base, self.counter);
+        crate::storage::put(&self.dir.join(&name), bytes)?;
+        self.counter += 1;
+        self.pending.clear();
+        self.events = 0;
+        self.last = std::time::Instant::now();
+        Ok(())
+    }
 }
 
 impl EventWriter {
@@ -80,6 +132,26 @@ impl EventWriter {
     /// or written.
     pub fn create(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        let loc = crate::storage::Location::from_path(dir)?;
+        if !loc.is_local() {
+            let base = format!(
+                "events.out.{FILE_MARKER}.{:010}.{}.{}",
+                wall_time() as u64,
+                hostname(),
+                std::process::id()
+            );
+            return Ok(EventWriter {
+                path: loc.join(&base).to_path_buf(),
+                sink: Sink::Objects(ObjectSink {
+                    dir: loc,
+                    base,
+                    counter: 0,
+                    pending: vec![],
+                    events: 0,
+                    last: std::time::Instant::now(),
+                }),
+            });
+        }
         fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         let now = wall_time();
         let base = format!("events.out.{FILE_MARKER}.{}.{}", now as u64, hostname());
@@ -97,7 +169,10 @@ impl EventWriter {
                 Err(e) => return Err(Error::io("create event file", path, e)),
             }
         };
-        let mut writer = EventWriter { path, file };
+        let mut writer = EventWriter {
+            path,
+            sink: Sink::File(file),
+        };
         writer.write_event(&Event {
             wall_time: now,
             step: 0,
@@ -106,7 +181,8 @@ impl EventWriter {
         Ok(writer)
     }
 
-    /// The event file's path.
+    /// The event file's path (in a bucket: the objects' common name
+    /// prefix).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -117,10 +193,20 @@ impl EventWriter {
     /// [`Error::Io`] naming the file.
     pub fn write_event(&mut self, event: &Event) -> Result<()> {
         let record = encode_record(&event.encode_to_vec());
-        self.file
-            .write_all(&record)
-            .and_then(|()| self.file.flush())
-            .map_err(|e| Error::io("write", &self.path, e))
+        match &mut self.sink {
+            Sink::File(file) => file
+                .write_all(&record)
+                .and_then(|()| file.flush())
+                .map_err(|e| Error::io("write", &self.path, e)),
+            Sink::Objects(o) => {
+                o.pending.extend_from_slice(&record);
+                o.events += 1;
+                if o.last.elapsed().as_secs() >= OBJECT_FLUSH_SECS {
+                    o.flush()?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Writes a summary of several values as one event at `step`.
@@ -200,9 +286,22 @@ impl EventWriter {
     /// # Errors
     /// [`Error::Io`] naming the file.
     pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("sync", &self.path, e))
+        match &mut self.sink {
+            Sink::File(file) => file
+                .sync_data()
+                .map_err(|e| Error::io("sync", &self.path, e)),
+            Sink::Objects(o) => o.flush(),
+        }
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        if let Sink::Objects(o) = &mut self.sink {
+            if let Err(e) = o.flush() {
+                eprintln!("warning: events not uploaded: {e}");
+            }
+        }
     }
 }
 
@@ -214,7 +313,12 @@ impl EventWriter {
 /// `Event`.
 pub fn read_events(path: impl AsRef<Path>) -> Result<Vec<Event>> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let loc = crate::storage::Location::from_path(path)?;
+    let bytes = if loc.is_local() {
+        fs::read(path).map_err(|e| Error::io("read", path, e))?
+    } else {
+        crate::storage::read(&loc)?
+    };
     decode_records(&bytes, path)?
         .into_iter()
         .map(|r| {
@@ -234,6 +338,14 @@ pub fn read_events(path: impl AsRef<Path>) -> Result<Vec<Event>> {
 /// [`Error::Io`] naming `dir`.
 pub fn event_files(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir = dir.as_ref();
+    let loc = crate::storage::Location::from_path(dir)?;
+    if !loc.is_local() {
+        return Ok(crate::storage::list(&loc, false)?
+            .into_iter()
+            .filter(|e| e.name.contains(FILE_MARKER))
+            .map(|e| loc.join(&e.name).to_path_buf())
+            .collect());
+    }
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))? {
         let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;

@@ -3,6 +3,11 @@
 //! evaluation (SPEC §8.6): `result.json`, `result_<step>.json` and
 //! `flags.json`, each replaced atomically.
 //!
+//! In a bucket (`gs://…`, `s3://…`) every file is replaced as a whole
+//! object: `metrics.jsonl` is re-uploaded with all its lines every
+//! [`super::event::OBJECT_FLUSH_SECS`] seconds, on [`MetricsLog::sync`] and
+//! when the log is dropped, so it stays readable during the run.
+//!
 //! JSON has no NaN or infinity: such a value is written as `null`, so that a
 //! diverged run still leaves readable files.
 
@@ -35,6 +40,11 @@ fn number(x: f64) -> Value {
 /// [`Error::Io`] naming the file that could not be written or renamed.
 pub fn write_file_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let path = path.as_ref();
+    let loc = crate::storage::Location::from_path(path)?;
+    if !loc.is_local() {
+        crate::storage::put(&loc, bytes.to_vec())?;
+        return Ok(());
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -70,7 +80,19 @@ pub fn write_file_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
-    file: File,
+    sink: MetricsSink,
+}
+
+#[derive(Debug)]
+enum MetricsSink {
+    File(File),
+    /// The whole log, re-uploaded on flush.
+    Object {
+        loc: crate::storage::Location,
+        text: String,
+        dirty: bool,
+        last: std::time::Instant,
+    },
 }
 
 impl MetricsLog {
@@ -81,14 +103,56 @@ impl MetricsLog {
     /// [`Error::Io`] naming the directory or file.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         let path = dir.join(METRICS_FILE);
+        let loc = crate::storage::Location::from_path(&path)?;
+        if !loc.is_local() {
+            let text = match crate::storage::read_to_string(&loc) {
+                Ok(t) => t,
+                Err(e) if e.is_not_found() => String::new(),
+                Err(e) => return Err(e.into()),
+            };
+            return Ok(MetricsLog {
+                path,
+                sink: MetricsSink::Object {
+                    loc,
+                    text,
+                    dirty: false,
+                    last: std::time::Instant::now(),
+                },
+            });
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         let file = OpenOptions::new()
             .append(true)
             .create(true)
             .open(&path)
             .map_err(|e| Error::io("open for appending", &path, e))?;
-        Ok(MetricsLog { path, file })
+        Ok(MetricsLog {
+            path,
+            sink: MetricsSink::File(file),
+        })
+    }
+
+    /// Uploads the log now when it is in a bucket (a local log is always
+    /// up to date).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] naming the object.
+    pub fn sync(&mut self) -> Result<()> {
+        if let MetricsSink::Object {
+            loc,
+            text,
+            dirty,
+            last,
+        } = &mut self.sink
+        {
+            if *dirty {
+                crate::storage::put(loc, text.clone().into_bytes())?;
+                *dirty = false;
+                *last = std::time::Instant::now();
+            }
+        }
+        Ok(())
     }
 
     /// The log's path.
@@ -118,10 +182,30 @@ impl MetricsLog {
             line.push_str(&number(x).to_string());
         }
         line.push_str("}\n");
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.flush())
-            .map_err(|e| Error::io("append to", &self.path, e))
+        match &mut self.sink {
+            MetricsSink::File(file) => file
+                .write_all(line.as_bytes())
+                .and_then(|()| file.flush())
+                .map_err(|e| Error::io("append to", &self.path, e)),
+            MetricsSink::Object {
+                text, dirty, last, ..
+            } => {
+                text.push_str(&line);
+                *dirty = true;
+                if last.elapsed().as_secs() >= super::event::OBJECT_FLUSH_SECS {
+                    self.sync()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for MetricsLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            eprintln!("warning: metrics not uploaded: {e}");
+        }
     }
 }
 
@@ -184,7 +268,9 @@ pub fn write_result(
     }
     object.insert("global_step".into(), number(global_step as f64));
     let bytes = Value::Object(object).to_string().into_bytes();
-    fs::create_dir_all(model_dir).map_err(|e| Error::io("create directory", model_dir, e))?;
+    if crate::storage::Location::from_path(model_dir)?.is_local() {
+        fs::create_dir_all(model_dir).map_err(|e| Error::io("create directory", model_dir, e))?;
+    }
     let numbered = model_dir.join(format!("result_{global_step}.json"));
     write_file_atomic(&latest, &bytes)?;
     write_file_atomic(&numbered, &bytes)?;
@@ -211,7 +297,9 @@ pub fn write_flags(model_dir: impl AsRef<Path>, flags: &impl Serialize) -> Resul
             what: "flags must serialize to a JSON object".into(),
         });
     }
-    fs::create_dir_all(model_dir).map_err(|e| Error::io("create directory", model_dir, e))?;
+    if crate::storage::Location::from_path(model_dir)?.is_local() {
+        fs::create_dir_all(model_dir).map_err(|e| Error::io("create directory", model_dir, e))?;
+    }
     write_file_atomic(&path, value.to_string().as_bytes())?;
     Ok(path)
 }

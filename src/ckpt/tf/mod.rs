@@ -127,6 +127,10 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf> {
     if let Some(i) = s.rfind(".data-") {
         return Ok(PathBuf::from(&s[..i]));
     }
+    let loc = crate::storage::Location::from_path(path)?;
+    if !loc.is_local() {
+        return resolve_object_prefix(path, &loc);
+    }
     if path.is_dir() {
         let state = path.join("checkpoint");
         if let Ok(text) = std::fs::read_to_string(&state) {
@@ -177,6 +181,58 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// [`resolve_prefix`] in a bucket: a prefix with an `.index` object, or a
+/// "directory" with a `checkpoint` state object or `*.index` objects.
+fn resolve_object_prefix(path: &Path, loc: &crate::storage::Location) -> Result<PathBuf> {
+    use crate::storage;
+    let idx = |p: &storage::Location| -> Result<bool> {
+        let name = p.file_name().unwrap_or_default();
+        match p.parent() {
+            Some(parent) => Ok(storage::exists(&parent.join(&format!("{name}.index")))?),
+            None => Ok(false),
+        }
+    };
+    if idx(loc)? {
+        return Ok(path.to_path_buf());
+    }
+    match storage::read_to_string(&loc.join("checkpoint")) {
+        Ok(text) => {
+            for line in text.lines() {
+                if let Some(rest) = line.trim().strip_prefix("model_checkpoint_path:") {
+                    let name = rest.trim().trim_matches('"');
+                    // Relative to the directory, or an absolute path from the
+                    // machine that wrote it: its last component here.
+                    let last = name.rsplit('/').next().unwrap_or(name);
+                    let candidate = loc.join(last);
+                    if idx(&candidate)? {
+                        return Ok(candidate.to_path_buf());
+                    }
+                }
+            }
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut best: Option<(u64, String)> = None;
+    for e in storage::list(loc, false)? {
+        if let Some(prefix) = e.name.strip_suffix(".index") {
+            let step = prefix
+                .rsplit('-')
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0);
+            if best.as_ref().is_none_or(|(s, _)| step >= *s) {
+                best = Some((step, prefix.to_string()));
+            }
+        }
+    }
+    best.map(|(_, p)| loc.join(&p).to_path_buf())
+        .ok_or_else(|| Error::NotFound {
+            path: path.to_path_buf(),
+            detail: "no <prefix>.index object, no `checkpoint` state object and no *.index object under it; pass the checkpoint prefix, e.g. gs://bucket/model_dir/model.ckpt-1000".into(),
+        })
+}
+
 fn index_path(prefix: &Path) -> PathBuf {
     let mut s = prefix.as_os_str().to_owned();
     s.push(".index");
@@ -197,6 +253,8 @@ pub struct Reader {
     entries: Vec<TfEntry>,
     by_name: BTreeMap<String, usize>,
     shards: Vec<OnceLock<memmap2::Mmap>>,
+    /// Shard sizes when the checkpoint is in a bucket (read by ranges).
+    object_sizes: Option<Vec<OnceLock<u64>>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -214,7 +272,21 @@ impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
         let prefix = resolve_prefix(path)?;
         let ipath = index_path(&prefix);
-        let bytes = std::fs::read(&ipath).map_err(|e| {
+        let iloc = crate::storage::Location::from_path(&ipath)?;
+        let in_bucket = !iloc.is_local();
+        let bytes = if in_bucket {
+            crate::storage::read(&iloc).map_err(|e| {
+                if e.is_not_found() {
+                    Error::NotFound {
+                        path: ipath.clone(),
+                        detail: "no such index object; pass the checkpoint prefix (model.ckpt-1000, without .index) or its directory".into(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?
+        } else {
+            std::fs::read(&ipath).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound {
                     path: ipath.clone(),
@@ -226,7 +298,8 @@ impl Reader {
                     source: e,
                 }
             }
-        })?;
+            })?
+        };
         let corrupt = |detail: String| Error::Corrupt {
             path: ipath.clone(),
             detail,
@@ -304,6 +377,7 @@ impl Reader {
             entries,
             by_name,
             shards: (0..num_shards).map(|_| OnceLock::new()).collect(),
+            object_sizes: in_bucket.then(|| (0..num_shards).map(|_| OnceLock::new()).collect()),
         })
     }
 
@@ -360,9 +434,46 @@ impl Reader {
         Ok((m, path))
     }
 
-    /// The raw bytes of tensor `name` in its (memory-mapped) shard, after
-    /// checking dtype support, bounds and CRC; no copy is made.
-    pub fn raw(&self, name: &str) -> Result<(&TfEntry, &[u8])> {
+    /// Bytes `offset..offset+size` of shard `id` in a bucket: one ranged
+    /// read, after checking the range against the object's size.
+    fn object_range(&self, id: u32, offset: u64, size: u64, name: &str) -> Result<Vec<u8>> {
+        let n = self.shards.len() as u32;
+        let path = data_path(&self.prefix, id, n);
+        let loc = crate::storage::Location::from_path(&path)?;
+        let sizes = self.object_sizes.as_ref().ok_or_else(|| Error::Io {
+            path: path.clone(),
+            source: std::io::Error::other("not a bucket checkpoint"),
+        })?;
+        let len = match sizes[id as usize].get() {
+            Some(&l) => l,
+            None => {
+                let l = crate::storage::size(&loc).map_err(|e| {
+                    if e.is_not_found() {
+                        Error::NotFound {
+                            path: path.clone(),
+                            detail: "the data shard is missing; copy every .data-* object along with the .index".into(),
+                        }
+                    } else {
+                        e.into()
+                    }
+                })?;
+                let _ = sizes[id as usize].set(l);
+                l
+            }
+        };
+        let end = offset.checked_add(size).filter(|&e| e <= len).ok_or_else(|| Error::Corrupt {
+            path: path.clone(),
+            detail: format!(
+                "tensor '{name}' at bytes {offset}..+{size} lies beyond the end of the shard ({len} bytes); the object is truncated"
+            ),
+        })?;
+        Ok(crate::storage::read_range(&loc, offset..end)?)
+    }
+
+    /// The raw bytes of tensor `name` in its shard (memory-mapped when
+    /// local, one ranged read from a bucket), after checking dtype support,
+    /// bounds and CRC; no copy is made of a local shard.
+    pub fn raw(&self, name: &str) -> Result<(&TfEntry, std::borrow::Cow<'_, [u8]>)> {
         let e = self.entry(name).ok_or_else(|| Error::MissingTensor {
             path: self.prefix.clone(),
             name: name.to_string(),
@@ -385,8 +496,13 @@ impl Reader {
                 ),
             });
         }
-        let (map, path) = self.shard(e.shard_id)?;
-        let range = usize::try_from(e.offset)
+        let (bytes, path) = if self.object_sizes.is_some() {
+            let b = self.object_range(e.shard_id, e.offset, e.size, name)?;
+            let path = data_path(&self.prefix, e.shard_id, self.shards.len() as u32);
+            (std::borrow::Cow::Owned(b), path)
+        } else {
+            let (map, path) = self.shard(e.shard_id)?;
+            let range = usize::try_from(e.offset)
             .ok()
             .zip(usize::try_from(e.size).ok())
             .and_then(|(o, s)| Some(o..o.checked_add(s)?))
@@ -400,15 +516,16 @@ impl Reader {
                     map.len()
                 ),
             })?;
-        let bytes = &map[range];
+            (std::borrow::Cow::Borrowed(&map[range]), path)
+        };
         let computed = match e.dtype() {
             Some(DType::String) => {
-                string_crc(bytes, numel(&e.dims)).map_err(|d| Error::Corrupt {
+                string_crc(&bytes, numel(&e.dims)).map_err(|d| Error::Corrupt {
                     path: path.clone(),
                     detail: format!("string tensor '{name}': {d}"),
                 })?
             }
-            _ => crc32c::value(bytes),
+            _ => crc32c::value(&bytes),
         };
         if computed != e.crc32c {
             return Err(Error::Checksum {
@@ -543,7 +660,10 @@ pub fn write(prefix: &Path, tensors: &BTreeMap<String, Tensor>, state_file: bool
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .ok_or_else(|| Error::Invalid(format!("{}: not a checkpoint prefix", prefix.display())))?;
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let dir_loc = crate::storage::Location::from_path(&dir)?;
+    if dir_loc.is_local() {
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    }
     let mut table = table::TableBuilder::new();
     let header = BundleHeaderProto {
         num_shards: 1,
@@ -602,6 +722,22 @@ pub fn write(prefix: &Path, tensors: &BTreeMap<String, Tensor>, state_file: bool
         table.add(k, v).map_err(Error::Invalid)?;
     }
     let data_name = format!("{base}.data-00000-of-00001");
+    if !dir_loc.is_local() {
+        // Data first, index last: the index names only complete data.
+        let mut data = Vec::with_capacity(offset as usize);
+        for t in tensors.values() {
+            data.extend_from_slice(&t.bytes);
+        }
+        crate::storage::put(&dir_loc.join(&data_name), data)?;
+        crate::storage::put(&dir_loc.join(&format!("{base}.index")), table.finish())?;
+        if state_file {
+            let text = format!(
+                "model_checkpoint_path: \"{base}\"\nall_model_checkpoint_paths: \"{base}\"\n"
+            );
+            crate::storage::put(&dir_loc.join("checkpoint"), text.into_bytes())?;
+        }
+        return Ok(());
+    }
     super::native::write_atomic(&dir, &data_name, |tmp| {
         use std::io::Write;
         let f = std::fs::File::create(tmp).map_err(io_err(tmp))?;
