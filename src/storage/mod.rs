@@ -626,6 +626,27 @@ pub fn delete(loc: &Location) -> Result<()> {
     }
 }
 
+/// Deletes a local directory tree, or every object below a prefix; a
+/// missing one is not an error.
+///
+/// # Errors
+/// Local I/O errors; object-store access and network errors.
+pub fn delete_prefix(loc: &Location) -> Result<()> {
+    match loc {
+        Location::Local(p) => match std::fs::remove_dir_all(p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(loc, e)),
+        },
+        Location::Cloud { .. } => {
+            for e in list(loc, true)? {
+                delete(&loc.join(&e.name))?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Creates the local directory `loc` (and its parents); nothing to do on an
 /// object store, where prefixes exist through their objects.
 ///

@@ -93,7 +93,12 @@ impl Trainer {
     pub fn train(&self) -> Result<i64> {
         let c = &self.cfg;
         preempt::install();
-        if self.writes_outputs() {
+        let in_bucket = !crate::storage::Location::from_path(&c.model_dir)
+            .map_err(crate::ckpt::Error::from)?
+            .is_local();
+        if self.writes_outputs() && in_bucket {
+            summary::write_flags(&c.model_dir, &c.record)?;
+        } else if self.writes_outputs() {
             std::fs::create_dir_all(&c.model_dir).map_err(|e| {
                 Error::Io(
                     format!("cannot create --model_dir={}", c.model_dir.display()),
@@ -216,6 +221,14 @@ impl Trainer {
                 let saved = self.save(&compiled, &state, step)?;
                 if let Some(p) = &saved {
                     eprintln!("simclr: saved {}", p.display());
+                }
+                if in_bucket {
+                    // Objects are not appended to: what was logged up to the
+                    // checkpoint is uploaded with it.
+                    if let Some(o) = out.as_mut() {
+                        o.events.sync()?;
+                        o.log.sync()?;
+                    }
                 }
                 last_saved = saved.or(last_saved);
                 if let Some(sig) = stop {
@@ -658,6 +671,24 @@ impl Trainer {
         });
         let dir = root.join(step.to_string());
         ckpt::native::save(&dir, step as u64, &tensors, &meta, 1)?;
+        let root_loc = crate::storage::Location::from_path(&root).map_err(ckpt::Error::from)?;
+        if !root_loc.is_local() {
+            let mut steps: Vec<i64> = crate::storage::list(&root_loc, true)
+                .map_err(ckpt::Error::from)?
+                .iter()
+                .filter_map(|e| e.name.split('/').next()?.parse().ok())
+                .collect();
+            steps.sort_unstable();
+            steps.dedup();
+            let keep = c.keep_hub_module_max.max(1);
+            if steps.len() > keep {
+                for s in &steps[..steps.len() - keep] {
+                    crate::storage::delete_prefix(&root_loc.join(&s.to_string()))
+                        .map_err(ckpt::Error::from)?;
+                }
+            }
+            return Ok(dir);
+        }
         let mut steps: Vec<i64> = std::fs::read_dir(&root)
             .map(|rd| {
                 rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

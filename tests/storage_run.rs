@@ -1,0 +1,189 @@
+//! `simclr run` with every path in a bucket, on gs:// (the GCS emulator)
+//! and s3:// (moto): CIFAR-10 files (a small cut of the real ones) in the
+//! bucket, `--model_dir` in the bucket, SIGKILL after the first checkpoint
+//! and a resume whose losses equal an uninterrupted run's; then fine-tuning
+//! from a TensorFlow checkpoint in the bucket.
+
+mod storage_support;
+
+use simclr::storage::{self, Location};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RECORD: usize = 3073;
+const PER_FILE: usize = 32;
+
+fn cifar_dir() -> PathBuf {
+    std::env::var("SIMCLR_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10"))
+        .join("cifar-10-batches-bin")
+}
+
+/// Uploads the first `PER_FILE` images of each CIFAR-10 file.
+fn upload_cifar(root: &str) -> String {
+    let dest = Location::parse(root).expect("url").join("data/cifar-10-batches-bin");
+    let names = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    for n in names {
+        let bytes = std::fs::read(cifar_dir().join(n))
+            .unwrap_or_else(|e| panic!("{}: {e}; set SIMCLR_DATA_DIR", cifar_dir().join(n).display()));
+        storage::put(&dest.join(n), bytes[..PER_FILE * RECORD].to_vec()).expect("upload");
+    }
+    format!("{root}/data")
+}
+
+fn pretrain_args(data_dir: &str, model_dir: &str) -> Vec<String> {
+    [
+        "run",
+        "--train_mode=pretrain",
+        "--learning_rate=1.0",
+        "--weight_decay=1e-4",
+        "--temperature=0.5",
+        "--dataset=cifar10",
+        "--image_size=32",
+        "--eval_split=test",
+        "--resnet_depth=18",
+        "--use_blur=False",
+        "--color_jitter_strength=0.5",
+        "--train_batch_size=8",
+        "--train_steps=4",
+        "--checkpoint_steps=2",
+        "--train_summary_steps=1",
+        "--num_replicas=1",
+        "--noknn_monitor",
+        "--seed=3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--data_dir={data_dir}"), format!("--model_dir={model_dir}")])
+    .collect()
+}
+
+fn run(args: &[String]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_simclr"))
+        .args(args)
+        .envs(storage_support::child_env())
+        .output()
+        .expect("simclr runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "simclr {args:?} failed:\n{text}");
+    text
+}
+
+fn losses(model_dir: &str) -> BTreeMap<i64, f64> {
+    let text = storage::read_to_string(&Location::parse(model_dir).expect("url").join("metrics.jsonl"))
+        .expect("metrics.jsonl in the bucket");
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter_map(|m| Some((m["step"].as_i64()?, m["total_loss"].as_f64()?)))
+        .collect()
+}
+
+#[test]
+fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_a_bucket_tf_checkpoint() {
+    for root in storage_support::roots("run") {
+        let data = upload_cifar(&root);
+        let a = format!("{root}/uninterrupted");
+        run(&pretrain_args(&data, &a));
+        let want = losses(&a);
+        assert_eq!(want.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4], "{root}: {want:?}");
+        let names: Vec<String> = storage::list(&Location::parse(&a).expect("url"), true)
+            .expect("list")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        for want_name in ["checkpoint.json", "ckpt-4.safetensors", "flags.json", "metrics.jsonl"] {
+            assert!(names.iter().any(|n| n == want_name), "{root}: {names:?}");
+        }
+        assert!(
+            names.iter().any(|n| n.starts_with("train/events.out.tfevents.")),
+            "{root}: {names:?}"
+        );
+
+        // SIGKILL once the checkpoint of step 2 is committed, then resume.
+        let b = format!("{root}/killed");
+        let args = pretrain_args(&data, &b);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simclr"))
+            .args(&args)
+            .envs(storage_support::child_env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let t = Instant::now();
+        let dir = PathBuf::from(&b);
+        while !simclr::ckpt::native::list(&dir).iter().any(|(s, _)| *s == 2) {
+            assert!(t.elapsed() < Duration::from_secs(300), "{root}: no checkpoint after 300 s");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{root}: the run ended ({status}) before it could be killed");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        let text = run(&args);
+        assert!(text.contains("resuming from"), "{root}: {text}");
+        let got = losses(&b);
+        for step in [3, 4] {
+            assert_eq!(
+                got[&step].to_bits(),
+                want[&step].to_bits(),
+                "{root}: step {step}: resumed {} vs uninterrupted {}",
+                got[&step],
+                want[&step]
+            );
+        }
+
+        // Fine-tune from a TensorFlow checkpoint in the bucket.
+        let tf = format!("{root}/tf/model.ckpt-4");
+        run(&["ckpt".into(), "export_tf".into(), a.clone(), tf.clone()]);
+        let ft = format!("{root}/finetune");
+        let mut ftargs: Vec<String> = [
+            "run",
+            "--mode=train",
+            "--train_mode=finetune",
+            "--fine_tune_after_block=4",
+            "--zero_init_logits_layer=True",
+            "--variable_schema=(?!global_step|(?:.*/|^)Momentum|head)",
+            "--global_bn=False",
+            "--optimizer=momentum",
+            "--learning_rate=0.1",
+            "--weight_decay=0.0",
+            "--warmup_epochs=0",
+            "--dataset=cifar10",
+            "--eval_split=test",
+            "--resnet_depth=18",
+            "--image_size=32",
+            "--train_batch_size=8",
+            "--train_steps=1",
+            "--num_replicas=1",
+            "--noknn_monitor",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        ftargs.push(format!("--data_dir={data}"));
+        ftargs.push(format!("--checkpoint={root}/tf"));
+        ftargs.push(format!("--model_dir={ft}"));
+        let text = run(&ftargs);
+        assert!(text.contains("model.ckpt-4"), "{root}: restored from the TF checkpoint:\n{text}");
+        assert_eq!(
+            simclr::ckpt::native::list(&PathBuf::from(&ft)).last().map(|(s, _)| *s),
+            Some(1),
+            "{root}"
+        );
+    }
+}
