@@ -134,7 +134,11 @@ fn checkpoints_in_a_bucket_commit_by_index_keep_n_and_drop_orphans() {
             .collect();
         assert_eq!(
             names,
-            ["checkpoint.json", "ckpt-2.safetensors", "ckpt-3.safetensors"],
+            [
+                "checkpoint.json",
+                "ckpt-2.safetensors",
+                "ckpt-3.safetensors"
+            ],
             "{root}: the pruned checkpoint's object is deleted"
         );
         let l = native::latest(&dir).expect("latest").expect("some");
@@ -151,7 +155,10 @@ fn checkpoints_in_a_bucket_commit_by_index_keep_n_and_drop_orphans() {
         let orphan = std::fs::read(local.path().join("ckpt-4.safetensors")).expect("read");
         storage::put(&loc(&root).join("ckpt-4.safetensors"), orphan).expect("put");
         let l = native::latest(&dir).expect("latest").expect("some");
-        assert_eq!(l.step, 3, "{root}: an unindexed checkpoint is not committed");
+        assert_eq!(
+            l.step, 3,
+            "{root}: an unindexed checkpoint is not committed"
+        );
         native::save(&dir, 5, &tensors(5), &meta, 2).expect("save");
         let names: Vec<String> = storage::list(&loc(&root), false)
             .expect("list")
@@ -160,7 +167,11 @@ fn checkpoints_in_a_bucket_commit_by_index_keep_n_and_drop_orphans() {
             .collect();
         assert_eq!(
             names,
-            ["checkpoint.json", "ckpt-3.safetensors", "ckpt-5.safetensors"],
+            [
+                "checkpoint.json",
+                "ckpt-3.safetensors",
+                "ckpt-5.safetensors"
+            ],
             "{root}: the orphan ckpt-4 and the pruned ckpt-2 are deleted"
         );
 
@@ -193,8 +204,8 @@ fn checkpoints_in_a_missing_bucket_fail_with_the_bucket_named() {
         let dir = PathBuf::from(format!("{scheme}://no-such-bucket-here/run"));
         let e = native::latest(&dir).expect_err("no bucket");
         assert!(e.to_string().contains("no-such-bucket-here"), "{e}");
-        let e = native::save(&dir, 1, &tensors(1), &serde_json::Value::Null, 0)
-            .expect_err("no bucket");
+        let e =
+            native::save(&dir, 1, &tensors(1), &serde_json::Value::Null, 0).expect_err("no bucket");
         assert!(e.to_string().contains("does not exist"), "{e}");
     }
 }
@@ -253,7 +264,9 @@ fn ckpt_info_and_export_tf_work_on_bucket_paths_with_ranged_tf_reads() {
         assert!(ok, "{text}");
         assert!(
             text.contains("(native)")
-                && text.contains("--resnet_depth=18 --width_multiplier=1 --sk_ratio=0 --image_size=32"),
+                && text.contains(
+                    "--resnet_depth=18 --width_multiplier=1 --sk_ratio=0 --image_size=32"
+                ),
             "{root}: {text}"
         );
         // A TensorFlow checkpoint written into the bucket, then read back by

@@ -250,9 +250,8 @@ pub fn save(
     );
     let name = file_name(step);
     if !dir.is_local() {
-        let bytes = safetensors::serialize(views, Some(info)).map_err(|e| {
-            Error::Invalid(format!("cannot serialize checkpoint {name}: {e}"))
-        })?;
+        let bytes = safetensors::serialize(views, Some(info))
+            .map_err(|e| Error::Invalid(format!("cannot serialize checkpoint {name}: {e}")))?;
         return save_to_store(&dir, step, &name, bytes, keep_checkpoint_max);
     }
     std::fs::create_dir_all(model_dir).map_err(io_err(model_dir))?;

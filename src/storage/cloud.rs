@@ -128,8 +128,7 @@ fn home() -> Option<std::path::PathBuf> {
 }
 
 fn on_google_cloud() -> bool {
-    std::fs::read_to_string("/sys/class/dmi/id/product_name")
-        .is_ok_and(|s| s.contains("Google"))
+    std::fs::read_to_string("/sys/class/dmi/id/product_name").is_ok_and(|s| s.contains("Google"))
 }
 
 fn no_creds(loc: &Location, detail: String) -> Error {
@@ -150,11 +149,17 @@ fn gcs_client(loc: &Location, bucket: &str) -> Result<Client> {
     let sa_file = env("GOOGLE_SERVICE_ACCOUNT")
         .or_else(|| env("GOOGLE_SERVICE_ACCOUNT_PATH"))
         .map(|p| ("GOOGLE_SERVICE_ACCOUNT", p));
-    let adc_env = env("GOOGLE_APPLICATION_CREDENTIALS").map(|p| ("GOOGLE_APPLICATION_CREDENTIALS", p));
+    let adc_env =
+        env("GOOGLE_APPLICATION_CREDENTIALS").map(|p| ("GOOGLE_APPLICATION_CREDENTIALS", p));
     let gcloud_adc = home()
         .map(|h| h.join(".config/gcloud/application_default_credentials.json"))
         .filter(|p| p.is_file())
-        .map(|p| ("gcloud's application default credentials", p.display().to_string()));
+        .map(|p| {
+            (
+                "gcloud's application default credentials",
+                p.display().to_string(),
+            )
+        });
     if let Some(key) = env("GOOGLE_SERVICE_ACCOUNT_KEY") {
         base_url = json_field(&key, "gcs_base_url");
         b = b.with_service_account_key(key);
@@ -163,7 +168,9 @@ fn gcs_client(loc: &Location, bucket: &str) -> Result<Client> {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             no_creds(
                 loc,
-                format!("{var} names '{path}', which cannot be read ({e}); fix the path or unset it"),
+                format!(
+                    "{var} names '{path}', which cannot be read ({e}); fix the path or unset it"
+                ),
             )
         })?;
         let kind = json_field(&text, "type");
@@ -204,17 +211,16 @@ fn gcs_client(loc: &Location, bucket: &str) -> Result<Client> {
                        auth application-default login`"
             .to_string();
     }
-    let allow_http = base_url.as_deref().is_some_and(|u| u.starts_with("http://"));
+    let allow_http = base_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://"));
     b = b.with_client_options(client_options(allow_http));
     if emulator {
         b = b.with_http_connector(EmulatorConnector);
     }
-    let store = b.build().map_err(|e| {
-        no_creds(
-            loc,
-            format!("{e}; credentials looked at: {credentials}"),
-        )
-    })?;
+    let store = b
+        .build()
+        .map_err(|e| no_creds(loc, format!("{e}; credentials looked at: {credentials}")))?;
     Ok(Client {
         store: Arc::new(store),
         credentials,
@@ -230,9 +236,14 @@ fn gcs_client(loc: &Location, bucket: &str) -> Result<Client> {
 struct EmulatorConnector;
 
 impl object_store::client::HttpConnector for EmulatorConnector {
-    fn connect(&self, options: &ClientOptions) -> object_store::Result<object_store::client::HttpClient> {
+    fn connect(
+        &self,
+        options: &ClientOptions,
+    ) -> object_store::Result<object_store::client::HttpClient> {
         let inner = object_store::client::ReqwestConnector {}.connect(options)?;
-        Ok(object_store::client::HttpClient::new(EmulatorService(inner)))
+        Ok(object_store::client::HttpClient::new(EmulatorService(
+            inner,
+        )))
     }
 }
 
@@ -357,22 +368,33 @@ fn s3_client(loc: &Location, bucket: &str) -> Result<Client> {
         prof_creds.get("aws_access_key_id"),
         prof_creds.get("aws_secret_access_key"),
     ) {
-        b = b
-            .with_access_key_id(id)
-            .with_secret_access_key(secret);
+        b = b.with_access_key_id(id).with_secret_access_key(secret);
         if let Some(t) = prof_creds.get("aws_session_token") {
             b = b.with_token(t);
         }
         credentials = format!(
             "profile '{profile}' of {}",
-            cred_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+            cred_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
     } else if let (Some(file), Some(role)) =
         (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
     {
         b = b
-            .with_config("aws_web_identity_token_file".parse().map_err(|e| no_creds(loc, format!("{e}")))?, file)
-            .with_config("aws_role_arn".parse().map_err(|e| no_creds(loc, format!("{e}")))?, role);
+            .with_config(
+                "aws_web_identity_token_file"
+                    .parse()
+                    .map_err(|e| no_creds(loc, format!("{e}")))?,
+                file,
+            )
+            .with_config(
+                "aws_role_arn"
+                    .parse()
+                    .map_err(|e| no_creds(loc, format!("{e}")))?,
+                role,
+            );
         credentials = "AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN".to_string();
     } else if let Some(uri) = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
         b = b.with_config(
@@ -387,10 +409,15 @@ fn s3_client(loc: &Location, bucket: &str) -> Result<Client> {
         credentials = format!(
             "none: anonymous requests (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset, no \
              profile '{profile}' in {}); set those variables or AWS_PROFILE",
-            cred_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+            cred_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
     }
-    let allow_http = endpoint.as_deref().is_some_and(|u| u.starts_with("http://"));
+    let allow_http = endpoint
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://"));
     b = b.with_client_options(client_options(allow_http));
     let store = b
         .build()
@@ -444,9 +471,16 @@ pub(super) fn map_err(loc: &Location, client: &Client, e: object_store::Error) -
             {
                 Error::NoCredentials {
                     url,
-                    detail: format!("{}; credentials looked at: {}", first_line(&text), client.credentials),
+                    detail: format!(
+                        "{}; credentials looked at: {}",
+                        first_line(&text),
+                        client.credentials
+                    ),
                 }
-            } else if lower.contains("403") || lower.contains("accessdenied") || lower.contains("forbidden") {
+            } else if lower.contains("403")
+                || lower.contains("accessdenied")
+                || lower.contains("forbidden")
+            {
                 Error::AccessDenied {
                     url,
                     detail: first_line(&text),

@@ -19,7 +19,8 @@ pub struct Servers {
 pub fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("simclr-storage-servers-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("simclr-storage-servers-{}", std::process::id()));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/storage/servers");
         let out = std::process::Command::new(&script)
             .arg("start")
@@ -49,7 +50,12 @@ pub fn servers() -> &'static Servers {
         std::env::set_var("SIMCLR_STORAGE_RETRIES", "2");
         std::env::set_var("SIMCLR_STORAGE_RETRY_TIMEOUT", "10");
         // The test environment's own credentials must not leak in.
-        for k in ["GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"] {
+        for k in [
+            "GOOGLE_SERVICE_ACCOUNT",
+            "GOOGLE_SERVICE_ACCOUNT_KEY",
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+        ] {
             std::env::remove_var(k);
         }
         assert!(!bucket.is_empty(), "no SIMCLR_TEST_BUCKET in {env}");
