@@ -217,10 +217,19 @@ impl Drop for MetricsLog {
 /// [`Error::Io`] naming the file.
 pub fn truncate_metrics_after(model_dir: impl AsRef<Path>, step: i64) -> Result<usize> {
     let path = model_dir.as_ref().join(METRICS_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Error::io("read", &path, e)),
+    let loc = crate::storage::Location::from_path(&path)?;
+    let text = if loc.is_local() {
+        match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        }
+    } else {
+        match crate::storage::read_to_string(&loc) {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
     };
     let mut kept = String::with_capacity(text.len());
     let mut dropped = 0;
