@@ -477,25 +477,26 @@ pub(super) fn map_err(loc: &Location, client: &Client, e: object_store::Error) -
                         client.credentials
                     ),
                 }
-            } else if lower.contains("403")
-                || lower.contains("accessdenied")
-                || lower.contains("forbidden")
-            {
-                Error::AccessDenied {
-                    url,
-                    detail: first_line(&text),
-                    credentials: client.credentials.clone(),
-                }
             } else if lower.contains("error sending request")
+                || lower.contains("connection refused")
                 || lower.contains("connect")
-                || lower.contains("retries")
                 || lower.contains("timed out")
                 || lower.contains("body")
+                || (lower.contains("retries") && lower.contains("status code: 5"))
             {
                 Error::Network {
                     url,
                     attempts: retries() + 1,
                     detail: first_line(&text),
+                }
+            } else if lower.contains("403 forbidden")
+                || lower.contains("accessdenied")
+                || lower.contains("access denied")
+            {
+                Error::AccessDenied {
+                    url,
+                    detail: first_line(&text),
+                    credentials: client.credentials.clone(),
                 }
             } else {
                 Error::Other { url, detail: text }
