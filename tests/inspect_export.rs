@@ -5,7 +5,7 @@
 //! R152-3×+SK configuration far too large for memory still exports without
 //! XLA and reports the memory it would need.
 
-use simclr::cli::export_hlo::{export, ExportCommand};
+use simclr::cli::export_hlo::{export, human_bytes, ExportCommand};
 use simclr::inspect::ExportIndex;
 use simclr::ir::from_proto_bytes;
 use simclr::proto::HloInstructionProto;
@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn export_with(out: &Path, data: &Path, flags: &[&str]) -> ExportIndex {
+    export_logged(out, data, flags).0
+}
+
+fn export_logged(out: &Path, data: &Path, flags: &[&str]) -> (ExportIndex, String) {
     let mut args = vec![
         "--out".to_string(),
         out.display().to_string(),
@@ -23,8 +27,28 @@ fn export_with(out: &Path, data: &Path, flags: &[&str]) -> ExportIndex {
     let cmd = ExportCommand::parse(&args).unwrap_or_else(|e| panic!("flags {args:?}: {e}"));
     let mut log = Vec::new();
     let index = export(&cmd, &mut log).unwrap_or_else(|e| panic!("export {args:?} failed: {e:#}"));
-    eprintln!("{}", String::from_utf8_lossy(&log));
-    index
+    let log = String::from_utf8_lossy(&log).into_owned();
+    eprintln!("{log}");
+    (index, log)
+}
+
+/// arguments + temporaries + outputs − aliased, device and host, from the
+/// `compiled` statistics of a `memory.json`.
+fn xla_need(mem: &serde_json::Value) -> u64 {
+    let c = &mem["compiled"];
+    let f = |k: &str| {
+        c[k].as_i64()
+            .unwrap_or_else(|| panic!("compiled.{k} in {mem}"))
+    };
+    let total = f("argument_size_in_bytes")
+        + f("host_argument_size_in_bytes")
+        + f("temp_size_in_bytes")
+        + f("host_temp_size_in_bytes")
+        + f("output_size_in_bytes")
+        + f("host_output_size_in_bytes")
+        - f("alias_size_in_bytes")
+        - f("host_alias_size_in_bytes");
+    u64::try_from(total).expect("positive")
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -97,7 +121,7 @@ fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable
     let out = tmp.path().join("export");
     let data = tmp.path().join("no-data");
     std::fs::create_dir_all(&data).expect("mkdir");
-    let index = export_with(
+    let (index, log) = export_logged(
         &out,
         &data,
         &[
@@ -145,6 +169,30 @@ fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable
             );
         }
         assert!(mem["estimate"]["total_bytes"].as_u64().unwrap_or(0) > 0);
+        // The headline is XLA's buffers, in memory.json, index.json and
+        // the summary line alike; temporaries are part of it.
+        let need = xla_need(&mem);
+        assert!(
+            mem["compiled"]["temp_size_in_bytes"].as_i64().unwrap_or(0) > 0,
+            "{mem}"
+        );
+        assert_eq!(mem["per_replica_bytes"].as_u64(), Some(need), "{p}: {mem}");
+        assert_eq!(mem["compiled_need"]["total_bytes"].as_u64(), Some(need));
+        let entry = index.programs.iter().find(|e| e.name == *p).expect("entry");
+        assert_eq!(entry.memory_bytes, need, "{p}: index.json memory_bytes");
+        assert!(
+            entry.memory_source.starts_with("compiled buffers"),
+            "{entry:?}"
+        );
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("{p}: ")))
+            .unwrap_or_else(|| panic!("no summary line for {p}:\n{log}"));
+        let shown = format!("{} per replica (XLA buffers", human_bytes(need));
+        assert!(
+            line.contains(&shown),
+            "{p}: summary line {line:?} lacks {shown:?}"
+        );
         let text = std::fs::read_to_string(dir.join("module.hlo.txt")).expect("text");
         assert!(text.starts_with("HloModule "), "{p}: module.hlo.txt");
         assert!(text.contains("replica_count=2"), "{p}: replica count");
@@ -302,6 +350,9 @@ fn a_configuration_too_large_for_memory_exports_without_xla_and_reports_what_it_
     assert!(gib("total_bytes") > gib("activation_peak_bytes"), "{e}");
     let entry = &index.programs[0];
     assert_eq!(entry.status, "not_compiled");
+    assert_eq!(mem["per_replica_bytes"], e["total_bytes"], "{mem}");
+    assert_eq!(Some(entry.memory_bytes), e["total_bytes"].as_u64());
+    assert!(entry.memory_source.starts_with("analytic estimate"));
     assert!(entry.memory_bytes as f64 > 1000.0 * (1u64 << 30) as f64);
     let cost = json(&dir.join("cost.json"));
     assert_eq!(cost["source"], "unoptimized");

@@ -183,10 +183,11 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         )?;
         writeln!(
             w,
-            "{name}: {} instructions, {:.3} GFLOP per replica, {} per replica, {}{}",
+            "{name}: {} instructions, {:.3} GFLOP per replica, {} per replica ({}), {}{}",
             entry.instructions,
             entry.flops / 1e9,
             human_bytes(entry.memory_bytes),
+            memory_breakdown(&entry),
             entry.status,
             entry
                 .message
@@ -207,6 +208,22 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     inspect::write_index(&cmd.out, &index)?;
     writeln!(w, "wrote {}", cmd.out.join("index.json").display())?;
     Ok(index)
+}
+
+/// What the per-replica memory figure of `entry` is made of, for the
+/// summary line.
+pub fn memory_breakdown(entry: &inspect::ProgramEntry) -> String {
+    match &entry.compiled_need {
+        Some(n) => format!(
+            "XLA buffers: arguments {} + temporaries {} + outputs {} - aliased {}; the plugin's peak figure {}",
+            human_bytes(n.argument_bytes),
+            human_bytes(n.temporary_bytes),
+            human_bytes(n.output_bytes),
+            human_bytes(n.alias_bytes),
+            human_bytes(n.plugin_peak_bytes)
+        ),
+        None => "analytic estimate: arguments + activation peak".into(),
+    }
 }
 
 /// `12.3 MiB`-style sizes.

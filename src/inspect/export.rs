@@ -76,8 +76,16 @@ pub struct ProgramEntry {
     pub compile_seconds: Option<f64>,
     /// FLOPs per replica and step (from `cost.json`'s source module).
     pub flops: f64,
-    /// Bytes one replica needs: compiled peak, else the estimate.
+    /// Bytes one replica needs: arguments + temporaries + outputs −
+    /// aliased from XLA's compiled buffer sizes, else the analytic
+    /// estimate (`memory.json`'s `per_replica_bytes`).
     pub memory_bytes: u64,
+    /// Which figure `memory_bytes` is (`memory.json`'s `per_replica_source`).
+    #[serde(default)]
+    pub memory_source: String,
+    /// The compiled figures `memory_bytes` is made of, when compiled.
+    #[serde(default)]
+    pub compiled_need: Option<memory::CompiledNeed>,
     /// The compile error, if any.
     pub message: Option<String>,
 }
@@ -160,15 +168,13 @@ pub fn export_program(
     let estimate = memory::estimate(program, &art.proto);
     let unopt_cost = cost::analyze(&art.proto);
 
-    let mut mem = MemoryReport {
-        program: name.to_string(),
+    let mut mem = MemoryReport::from_estimate(
+        name,
         replicas,
-        status: "not_compiled".into(),
-        out_of_memory: false,
-        message: Some("not compiled (--no_compile): the figures are the analytic estimate".into()),
-        compiled: None,
+        "not_compiled",
+        Some("not compiled (--no_compile): the figures are the analytic estimate".into()),
         estimate,
-    };
+    );
     let mut cost_report = CostReport {
         program: name.to_string(),
         source: "unoptimized".into(),
@@ -189,7 +195,7 @@ pub fn export_program(
                 mem.status = "compiled".into();
                 mem.message = None;
                 match exe.memory_stats() {
-                    Ok(s) => mem.compiled = Some(s),
+                    Ok(s) => mem.set_compiled(s),
                     Err(e) => mem.message = Some(format!("no compiled memory statistics: {e}")),
                 }
                 match exe.cost_analysis() {
@@ -253,11 +259,9 @@ pub fn export_program(
         status: mem.status.clone(),
         compile_seconds,
         flops: cost_report.totals.flops,
-        memory_bytes: mem
-            .compiled
-            .map(|s| s.peak_memory_in_bytes.max(0) as u64)
-            .filter(|&p| p > 0)
-            .unwrap_or(mem.estimate.total_bytes),
+        memory_bytes: mem.per_replica_bytes,
+        memory_source: mem.per_replica_source.clone(),
+        compiled_need: mem.compiled_need,
         message: mem.message.clone(),
     })
 }

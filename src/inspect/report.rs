@@ -198,19 +198,20 @@ fn index_page(index: &ExportIndex, programs: &[Program]) -> String {
     );
     b.push_str(
         "<table class=\"sortable\"><thead><tr><th>program</th><th>module</th><th>status</th>\
-<th>instructions</th><th>GFLOP / replica</th><th>memory / replica</th><th>compile s</th></tr></thead><tbody>\n",
+<th>instructions</th><th>GFLOP / replica</th><th>memory / replica</th><th>memory figure</th><th>compile s</th></tr></thead><tbody>\n",
     );
     for p in programs {
         let e = &p.entry;
         let _ = writeln!(
             b,
-            "<tr><td><a href=\"{n}.html\">{n}</a></td><td>{m}</td><td>{s}</td>{i}{f}{mem}{c}</tr>",
+            "<tr><td><a href=\"{n}.html\">{n}</a></td><td>{m}</td><td>{s}</td>{i}{f}{mem}<td>{src}</td>{c}</tr>",
             n = esc(&e.name),
             m = esc(&e.module),
             s = esc(&e.status),
             i = num(e.instructions as f64, e.instructions.to_string()),
             f = num(e.flops, format!("{:.3}", e.flops / 1e9)),
             mem = num(e.memory_bytes as f64, bytes(e.memory_bytes as f64)),
+            src = esc(&e.memory_source),
             c = num(
                 e.compile_seconds.unwrap_or(0.0),
                 e.compile_seconds
@@ -248,22 +249,31 @@ fn memory_section(mem: &serde_json::Value) -> String {
     if let Some(m) = mem["message"].as_str() {
         let _ = write!(b, " {}", esc(m));
     }
-    b.push_str("</p>\n<table class=\"sortable\"><thead><tr><th>category</th><th>source</th><th>bytes</th></tr></thead><tbody>\n");
-    let rows: [(&str, &str, &str); 7] = [
-        ("arguments", "compiled", "argument_size_in_bytes"),
-        ("outputs", "compiled", "output_size_in_bytes"),
-        ("aliased outputs", "compiled", "alias_size_in_bytes"),
-        ("temporaries", "compiled", "temp_size_in_bytes"),
-        ("generated code", "compiled", "generated_code_size_in_bytes"),
-        ("host temporaries", "compiled", "host_temp_size_in_bytes"),
-        ("peak", "compiled", "peak_memory_in_bytes"),
-    ];
+    let head = mem["per_replica_bytes"].as_f64().unwrap_or(0.0);
+    let _ = write!(
+        b,
+        "</p>\n<p class=\"headline\" id=\"memory-headline\">Needed per replica: <b>{}</b> ({} bytes) — {}.</p>\n",
+        bytes(head),
+        head,
+        esc(mem["per_replica_source"].as_str().unwrap_or("?"))
+    );
+    b.push_str("<table class=\"sortable\"><thead><tr><th>category</th><th>source</th><th>bytes</th></tr></thead><tbody>\n");
     if mem["compiled"].is_object() {
-        for (label, src, key) in rows {
-            let v = mem[src][key].as_f64().unwrap_or(0.0);
+        let need = &mem["compiled_need"];
+        for (label, key) in [
+            ("arguments (device + host)", "argument_bytes"),
+            ("temporaries (device + host)", "temporary_bytes"),
+            ("outputs (device + host)", "output_bytes"),
+            ("− aliased outputs (device + host)", "alias_bytes"),
+            ("= needed per replica", "total_bytes"),
+            ("generated code (not counted)", "generated_code_bytes"),
+            ("the plugin's peak_memory_in_bytes (not the headline: on the CPU plugin it leaves temporaries out)", "plugin_peak_bytes"),
+        ] {
+            let v = need[key].as_f64().unwrap_or(0.0);
             let _ = writeln!(
                 b,
-                "<tr><td>{label}</td><td>XLA</td>{}</tr>",
+                "<tr><td>{}</td><td>XLA</td>{}</tr>",
+                esc(label),
                 num(v, bytes(v))
             );
         }
@@ -276,7 +286,7 @@ fn memory_section(mem: &serde_json::Value) -> String {
         ("outputs", "output_bytes"),
         ("aliased outputs", "alias_bytes"),
         ("activations (peak)", "activation_peak_bytes"),
-        ("total", "total_bytes"),
+        ("total (arguments + activation peak)", "total_bytes"),
     ] {
         let v = mem["estimate"][key].as_f64().unwrap_or(0.0);
         let _ = writeln!(
