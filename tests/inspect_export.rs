@@ -306,6 +306,7 @@ fn a_configuration_too_large_for_memory_exports_without_xla_and_reports_what_it_
             "--image_size=224",
             "--train_batch_size=4096",
             "--dataset=imagenet2012",
+            "--device_memory=tpu_v4",
         ],
     );
     assert_eq!(index.platform, None);
@@ -357,56 +358,79 @@ fn a_configuration_too_large_for_memory_exports_without_xla_and_reports_what_it_
     let cost = json(&dir.join("cost.json"));
     assert_eq!(cost["source"], "unoptimized");
     assert!(cost["totals"]["flops"].as_f64().unwrap_or(0.0) > 1e15);
+
+    // A TPU v4 chip (32 GiB) cannot hold it; the analytic model says what
+    // would (no compiler: nothing confirmed).
+    let fit = entry.fit.as_ref().expect("fit check with --device_memory");
+    assert!(!fit.fits);
+    assert_eq!(fit.device.memory_bytes, 32 << 30);
+    assert!(fit.confirmed.is_none());
+    let b = fit.max_per_replica_batch.expect("a batch that fits");
+    assert!(b >= 1 && b < 4096, "{fit:?}");
+    assert!(fit.model.at(b) <= 32 << 30 && fit.model.at(b + 1) > 32 << 30);
+    let k = fit.min_replicas.expect("replicas that fit");
+    assert_eq!(4096 % k, 0);
+    assert!(fit.model.at(4096 / k as i64) <= 32 << 30, "{fit:?}");
+    assert!(
+        fit.message
+            .contains(&format!("use ≥ {k} replicas or a per-replica batch ≤ {b}")),
+        "{}",
+        fit.message
+    );
+    assert_eq!(mem["fit"]["message"].as_str(), Some(fit.message.as_str()));
 }
 
 #[test]
-fn a_program_the_plugin_refuses_still_exports_with_the_estimate_and_the_reason() {
-    use simclr::cli::flags::RunFlags;
-    use simclr::cli::run::step_config;
-    use simclr::inspect::{export_program, Target};
-    use simclr::pjrt::{Client, ClientOptions, CompileOptions};
-    use simclr::simclr::{eval_program, OptimizerKind};
-
-    let args: Vec<String> = ["--resnet_depth=18", "--image_size=8", "--proj_out_dim=16"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let flags = RunFlags::parse(&args).expect("flags");
-    let step = step_config(&flags, 1, 100, 10).expect("step config");
-    let program = eval_program(&step, 2).expect("eval program");
-    let client = Client::discover(None, false, &ClientOptions::default())
-        .unwrap_or_else(|e| panic!("the CPU plugin is needed: {e}"));
-    // An option XLA does not know: the plugin refuses to compile.
-    let target = Target {
-        client: &client,
-        options: CompileOptions::new(1).with_override("xla_no_such_option", "1"),
-    };
+fn the_fit_check_says_fits_or_suggests_a_batch_that_compiles_and_fits() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let entry = export_program(
-        tmp.path(),
-        "eval",
-        &program,
-        OptimizerKind::Lars,
-        Some(&target),
-    )
-    .expect("export succeeds although compilation fails");
-    assert_eq!(entry.status, "compile_failed");
-    assert!(!entry.optimized);
-    let dir = tmp.path().join("eval");
-    assert!(dir.join("module.hlo.txt").is_file() && dir.join("params.tsv").is_file());
-    assert!(!dir.join("optimized.hlo.txt").exists());
-    let mem = json(&dir.join("memory.json"));
-    assert_eq!(mem["status"], "compile_failed", "{mem}");
-    let msg = mem["message"].as_str().unwrap_or("");
+    let data = tmp.path().join("no-data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let flags = |batch: &str, device: &str| -> Vec<String> {
+        vec![
+            format!("--train_batch_size={batch}"),
+            "--eval_batch_size=4".into(),
+            "--image_size=16".into(),
+            "--resnet_depth=18".into(),
+            "--dataset=cifar10".into(),
+            "--num_replicas=1".into(),
+            "--proj_out_dim=16".into(),
+            format!("--device_memory={device}"),
+        ]
+    };
+    let run = |name: &str, f: Vec<String>| {
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        export_logged(&tmp.path().join(name), &data, &f)
+    };
+    let (big, log) = run("h200", flags("32", "h200"));
+    let p = &big.programs[0];
+    let fit = p.fit.as_ref().expect("fit");
+    assert!(fit.fits, "{fit:?}");
+    assert!(log.contains("pretrain: fits: needs "), "{log}");
     assert!(
-        msg.contains("xla_no_such_option"),
-        "the plugin's reason is kept: {msg}"
+        log.contains("the device h200 (--device_memory (NVIDIA H200"),
+        "{log}"
     );
+    assert_eq!(
+        big.device.as_ref().map(|d| d.memory_bytes),
+        Some(141_000_000_000)
+    );
+
+    // A device a tenth too small.
+    let device = p.memory_bytes / 10 * 9;
+    let (small, log) = run("small", flags("32", &device.to_string()));
+    let fit = small.programs[0].fit.as_ref().expect("fit");
+    assert!(!fit.fits, "{fit:?}");
+    let b = fit.max_per_replica_batch.expect("suggested batch");
+    assert!(b >= 1 && b < 32, "{fit:?}");
+    let c = fit
+        .confirmed
+        .as_ref()
+        .expect("compiled at the suggested batch");
+    assert_eq!(c.per_replica_batch, b);
+    assert!(c.fits && c.need_bytes <= device, "{fit:?}");
     assert!(
-        mem["estimate"]["total_bytes"].as_u64().unwrap_or(0) > 0,
-        "{mem}"
+        log.contains(&format!("a per-replica batch ≤ {b} (compiled: ")),
+        "{log}"
     );
-    let cost = json(&dir.join("cost.json"));
-    assert_eq!(cost["source"], "unoptimized");
-    assert!(entry.memory_bytes > 0);
+    assert_eq!(fit.min_replicas.map(|k| 32 % k), Some(0));
 }

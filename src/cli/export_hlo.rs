@@ -8,7 +8,9 @@
 
 use super::flags::RunFlags;
 use super::run::{client_and_replicas, open, step_config};
-use crate::inspect::{self, ExportIndex, Target};
+use crate::inspect::fit::{self, DeviceSpec, NeedModel};
+use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
+use crate::pjrt::Client;
 use crate::simclr::{eval_program, train_program, TrainMode};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
@@ -31,14 +33,22 @@ pub struct ExportCommand {
     pub out: PathBuf,
     /// Skip XLA: unoptimized HLO, params and the analytic estimates only.
     pub no_compile: bool,
+    /// `--device_memory=<bytes|name>`: the device to check the programs
+    /// against (else the plugin's memory limit, where it has one).
+    pub device_memory: Option<DeviceSpec>,
     /// The `simclr run` flags.
     pub flags: RunFlags,
 }
 
-const USAGE: &str = "usage: simclr export_hlo --out DIR [--no_compile] [flags of simclr run]\n\n\
+const USAGE: &str =
+    "usage: simclr export_hlo --out DIR [--no_compile] [--device_memory=<bytes|name>]\n\
+       [flags of simclr run]\n\n\
 Writes DIR/<program>/{module.hlo.txt,module.pb,optimized.hlo.txt,optimized.pb,cost.json,\n\
 memory.json,params.tsv,params.json} for the train program (--train_mode) and the eval\n\
-program, and DIR/index.json. `simclr run --help` lists the flags.\n";
+program, and DIR/index.json. `simclr run --help` lists the flags.\n\n\
+--device_memory checks that one replica fits a device: bytes (16GiB, 80GB, 17179869184)\n\
+or tpu_v3 (per core), tpu_v4, tpu_v5e, tpu_v5p, a100_40gb, a100_80gb, h100, h200.\n\
+Without it the plugin's device memory limit is used where the plugin reports one.\n";
 
 impl ExportCommand {
     /// Parses the arguments (`--out` and `--no_compile` are taken out, the
@@ -49,6 +59,7 @@ impl ExportCommand {
     pub fn parse(args: &[String]) -> Result<ExportCommand> {
         let mut out = None;
         let mut no_compile = false;
+        let mut device_memory = None;
         let mut rest = Vec::new();
         let mut i = 0;
         while i < args.len() {
@@ -66,6 +77,20 @@ impl ExportCommand {
                         out = Some(PathBuf::from(v));
                     }
                 }
+            } else if a.starts_with('-')
+                && (body == "device_memory" || body.starts_with("device_memory="))
+            {
+                let v = match body.split_once('=') {
+                    Some((_, v)) => v.to_string(),
+                    None => {
+                        let v = args.get(i).ok_or_else(|| {
+                            anyhow!("--device_memory needs bytes or a device name\n\n{USAGE}")
+                        })?;
+                        i += 1;
+                        v.clone()
+                    }
+                };
+                device_memory = Some(fit::parse_device_memory(&v)?);
             } else if a.starts_with('-') && (body == "no_compile" || body == "no_compile=true") {
                 no_compile = true;
             } else if a.starts_with('-') && body == "no_compile=false" {
@@ -79,6 +104,7 @@ impl ExportCommand {
         Ok(ExportCommand {
             out,
             no_compile,
+            device_memory,
             flags,
         })
     }
@@ -167,6 +193,11 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
             flags.eval_batch_size
         );
     }
+    let device = match (&cmd.device_memory, &client) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(c)) => plugin_device(c),
+        (None, None) => None,
+    };
     let mut programs = Vec::new();
     for name in [train_name, "eval"] {
         let program = if name == "eval" {
@@ -174,7 +205,7 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         } else {
             train_program(&step)?
         };
-        let entry = inspect::export_program(
+        let mut entry = inspect::export_program(
             &cmd.out,
             name,
             &program,
@@ -195,6 +226,36 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default()
         )?;
+        if let Some(dev) = &device {
+            let per_replica = if name == "eval" {
+                eval_n
+            } else {
+                flags.train_batch_size / replicas as i64
+            };
+            let mut check = fit::check(
+                dev,
+                NeedModel {
+                    need_bytes: entry.memory_bytes,
+                    fixed_bytes: entry.variable_bytes,
+                    per_replica_batch: per_replica,
+                },
+                replicas,
+            );
+            if let (false, Some(t), Some(_)) = (check.fits, &target, &entry.compiled_need) {
+                let confirmed = fit::confirm(&mut check, |b| {
+                    need_at_batch(flags, name, b, replicas, n, classes, t)
+                });
+                if let Err(e) = confirmed {
+                    check.message = format!(
+                        "{} (compiling at the suggested batch failed: {e:#})",
+                        check.message
+                    );
+                }
+            }
+            writeln!(w, "{name}: {}", check.message)?;
+            inspect::export::record_fit(&cmd.out, name, &check)?;
+            entry.fit = Some(check);
+        }
         programs.push(entry);
     }
     let index = ExportIndex {
@@ -203,6 +264,7 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         replicas,
         dataset,
         flags: flags.to_json(),
+        device,
         programs,
     };
     inspect::write_index(&cmd.out, &index)?;
@@ -210,9 +272,69 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     Ok(index)
 }
 
+/// The device of `client` as a fit-check target, when its plugin reports a
+/// memory limit (`PJRT_Device_MemoryStats`; the CPU plugin does not). Peak
+/// FLOP/s and bandwidth come from the accelerator table when the device
+/// kind names one of its accelerators.
+pub fn plugin_device(client: &Client) -> Option<DeviceSpec> {
+    let d = client.devices().first()?;
+    let limit = client.device_memory_limit(d).ok().flatten()?;
+    let kind: String = d
+        .kind
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .flat_map(|c| c.to_lowercase())
+        .collect();
+    let known = fit::ACCELERATORS
+        .iter()
+        .find(|a| kind.contains(&a.name.replace(['_', '-'], "")));
+    Some(DeviceSpec {
+        name: d.kind.clone(),
+        memory_bytes: limit,
+        source: "PJRT_Device_MemoryStats bytes_limit".into(),
+        peak_flops: known.map(|a| a.peak_flops),
+        bandwidth: known.map(|a| a.bandwidth),
+    })
+}
+
+/// XLA's per-replica need (arguments + temporaries + outputs − aliased) of
+/// program `name` traced at a per-replica batch of `batch`.
+///
+/// # Errors
+/// The batch is not valid for the flags, tracing or compiling fails, or
+/// the plugin has no compiled memory statistics.
+pub fn need_at_batch(
+    flags: &RunFlags,
+    name: &str,
+    batch: i64,
+    replicas: usize,
+    examples: i64,
+    classes: u32,
+    target: &Target<'_>,
+) -> Result<u64> {
+    let global = batch * replicas as i64;
+    let mut f = flags.clone();
+    if name == "eval" {
+        f.eval_batch_size = global;
+    } else {
+        f.train_batch_size = global;
+    }
+    f.validate(replicas).map_err(|e| anyhow!("{e}"))?;
+    let step = step_config(&f, replicas, examples, classes)?;
+    let program = if name == "eval" {
+        eval_program(&step, batch)?
+    } else {
+        train_program(&step)?
+    };
+    let proto = crate::ir::golden::golden_proto(&program.module);
+    let exe = target.client.compile(&proto, &target.options)?;
+    let stats = exe.memory_stats()?;
+    Ok(inspect::memory::compiled_need(&stats).total_bytes)
+}
+
 /// What the per-replica memory figure of `entry` is made of, for the
 /// summary line.
-pub fn memory_breakdown(entry: &inspect::ProgramEntry) -> String {
+pub fn memory_breakdown(entry: &ProgramEntry) -> String {
     match &entry.compiled_need {
         Some(n) => format!(
             "XLA buffers: arguments {} + temporaries {} + outputs {} - aliased {}; the plugin's peak figure {}",

@@ -86,8 +86,42 @@ pub struct ProgramEntry {
     /// The compiled figures `memory_bytes` is made of, when compiled.
     #[serde(default)]
     pub compiled_need: Option<memory::CompiledNeed>,
+    /// Model variables, as much again for their gradients, and the
+    /// optimizer state of one replica: the part of the need that does not
+    /// shrink with the batch, from the estimate (variables alone for a
+    /// program without an optimizer).
+    #[serde(default)]
+    pub variable_bytes: u64,
+    /// The fit check against a device, when one was given or known.
+    #[serde(default)]
+    pub fit: Option<super::fit::FitCheck>,
     /// The compile error, if any.
     pub message: Option<String>,
+}
+
+/// Adds the fit check of program `name` to its `memory.json` (key `fit`).
+///
+/// # Errors
+/// [`Error::Io`] / [`Error::Json`] when `memory.json` cannot be read or
+/// written.
+pub fn record_fit(dir: &Path, name: &str, fit: &super::fit::FitCheck) -> Result<(), Error> {
+    let path = dir.join(name).join("memory.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let f = serde_json::to_value(fit).map_err(|e| Error::Json {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("fit".into(), f);
+    }
+    write_json(&path, &v)
 }
 
 /// What `index.json` holds.
@@ -104,6 +138,10 @@ pub struct ExportIndex {
     pub dataset: serde_json::Value,
     /// The flags (`simclr run` names).
     pub flags: serde_json::Value,
+    /// The device the programs were checked against (`--device_memory`
+    /// or the plugin's memory limit), if any.
+    #[serde(default)]
+    pub device: Option<super::fit::DeviceSpec>,
     /// The programs, in export order.
     pub programs: Vec<ProgramEntry>,
 }
@@ -262,6 +300,12 @@ pub fn export_program(
         memory_bytes: mem.per_replica_bytes,
         memory_source: mem.per_replica_source.clone(),
         compiled_need: mem.compiled_need,
+        variable_bytes: if mem.estimate.optimizer_state_bytes > 0 {
+            2 * mem.estimate.parameter_bytes + mem.estimate.optimizer_state_bytes
+        } else {
+            mem.estimate.parameter_bytes
+        },
+        fit: None,
         message: mem.message.clone(),
     })
 }

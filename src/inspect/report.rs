@@ -17,8 +17,10 @@
 //! Not here: the analyses (`cost`, `memory`, `params`), which the report
 //! recomputes from the exported protos with the same code as the export.
 
+use super::charts::{bar_chart, roofline, Bar, Point};
 use super::cost::{self, InstrCost, LayerCost, ModuleCost};
 use super::export::{read_index, ExportIndex, ProgramEntry};
+use super::fit::DeviceSpec;
 use super::params::ParamRow;
 use super::search::{Doc, SearchIndex};
 use super::Error;
@@ -222,6 +224,15 @@ fn index_page(index: &ExportIndex, programs: &[Program]) -> String {
     }
     b.push_str("</tbody></table>\n");
     for p in programs {
+        if let Some(f) = &p.entry.fit {
+            let _ = writeln!(
+                b,
+                "<p class=\"fit\"><b>{}</b> on {}: {}</p>",
+                esc(&p.entry.name),
+                esc(&f.device.name),
+                esc(&f.message)
+            );
+        }
         if let Some(m) = &p.entry.message {
             let _ = writeln!(
                 b,
@@ -257,6 +268,9 @@ fn memory_section(mem: &serde_json::Value) -> String {
         head,
         esc(mem["per_replica_source"].as_str().unwrap_or("?"))
     );
+    if let Some(m) = mem["fit"]["message"].as_str() {
+        let _ = writeln!(b, "<p class=\"fit\" id=\"fit\">Fit check: {}</p>", esc(m));
+    }
     b.push_str("<table class=\"sortable\"><thead><tr><th>category</th><th>source</th><th>bytes</th></tr></thead><tbody>\n");
     if mem["compiled"].is_object() {
         let need = &mem["compiled_need"];
@@ -458,7 +472,194 @@ fn instructions_section(p: &Program, leaves: &BTreeMap<String, (usize, usize)>) 
     b
 }
 
-fn program_page(p: &Program) -> (String, BTreeMap<String, (usize, usize)>) {
+/// Whether `layer` is a residual block (`…/block_group<g>/block<j>`).
+fn is_block(layer: &str) -> bool {
+    let mut parts = layer.rsplit('/');
+    let num = |s: &str, prefix: &str| {
+        s.strip_prefix(prefix)
+            .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+    };
+    matches!((parts.next(), parts.next()), (Some(b), Some(g)) if num(b, "block") && num(g, "block_group"))
+}
+
+/// Layers no other layer is nested in.
+fn leaf_layers(c: &ModuleCost) -> Vec<&LayerCost> {
+    c.layers
+        .iter()
+        .filter(|l| {
+            let prefix = format!("{}/", l.layer);
+            !c.layers.iter().any(|o| o.layer.starts_with(&prefix))
+        })
+        .collect()
+}
+
+const TOP_LAYERS: usize = 40;
+
+fn short_layer(l: &str) -> String {
+    l.strip_prefix("base_model/").unwrap_or(l).to_string()
+}
+
+fn charts_section(c: &ModuleCost, mem: &serde_json::Value, device: Option<&DeviceSpec>) -> String {
+    let mut b = String::from("<h2 id=\"charts\">Pictures</h2>\n");
+    let need = &mem["compiled_need"];
+    let memory_bars: Vec<Bar> = if need.is_object() {
+        [
+            ("arguments", "argument_bytes", ""),
+            ("temporaries", "temporary_bytes", ""),
+            ("outputs", "output_bytes", ""),
+            (
+                "aliased outputs (subtracted)",
+                "alias_bytes",
+                "counted once, with the arguments",
+            ),
+            (
+                "needed per replica",
+                "total_bytes",
+                "arguments + temporaries + outputs − aliased",
+            ),
+        ]
+        .iter()
+        .map(|(l, k, n)| Bar {
+            label: (*l).into(),
+            value: need[*k].as_f64().unwrap_or(0.0),
+            note: (*n).into(),
+        })
+        .collect()
+    } else {
+        [
+            ("data inputs", "input_bytes"),
+            ("model variables", "parameter_bytes"),
+            ("optimizer state", "optimizer_state_bytes"),
+            ("activations (peak)", "activation_peak_bytes"),
+            ("needed per replica (estimate)", "total_bytes"),
+        ]
+        .iter()
+        .map(|(l, k)| Bar {
+            label: (*l).into(),
+            value: mem["estimate"][*k].as_f64().unwrap_or(0.0),
+            note: String::new(),
+        })
+        .collect()
+    };
+    let mut memory_bars = memory_bars;
+    if let Some(d) = device {
+        memory_bars.push(Bar {
+            label: format!("device: {}", d.name),
+            value: d.memory_bytes as f64,
+            note: d.source.clone(),
+        });
+    }
+    b.push_str(&bar_chart(
+        "chart-memory",
+        "Memory per replica",
+        &memory_bars,
+        &bytes,
+    ));
+    let blocks: Vec<&LayerCost> = c.layers.iter().filter(|l| is_block(&l.layer)).collect();
+    if !blocks.is_empty() {
+        let bars = |f: &dyn Fn(&LayerCost) -> f64| -> Vec<Bar> {
+            blocks
+                .iter()
+                .map(|l| Bar {
+                    label: short_layer(&l.layer),
+                    value: f(l),
+                    note: String::new(),
+                })
+                .collect()
+        };
+        b.push_str("<div class=\"charts\">");
+        b.push_str(&bar_chart(
+            "chart-block-flops",
+            "FLOPs per residual block (forward + backward)",
+            &bars(&|l| l.total.flops),
+            &si,
+        ));
+        b.push_str(&bar_chart(
+            "chart-block-bytes",
+            "Bytes accessed per residual block",
+            &bars(&|l| l.total.bytes_accessed),
+            &bytes,
+        ));
+        b.push_str("</div>\n");
+    }
+    let leaves = leaf_layers(c);
+    let mut top: Vec<&LayerCost> = leaves.clone();
+    top.sort_by(|a, b| b.total.flops.total_cmp(&a.total.flops));
+    top.truncate(TOP_LAYERS);
+    let bars = |f: &dyn Fn(&LayerCost) -> f64| -> Vec<Bar> {
+        top.iter()
+            .map(|l| Bar {
+                label: short_layer(&l.layer),
+                value: f(l),
+                note: String::new(),
+            })
+            .collect()
+    };
+    let what = if leaves.len() > top.len() {
+        format!("the {} largest of {} layers", top.len(), leaves.len())
+    } else {
+        format!("all {} layers", leaves.len())
+    };
+    b.push_str("<div class=\"charts\">");
+    b.push_str(&bar_chart(
+        "chart-layer-flops",
+        &format!("FLOPs per layer ({what}, by FLOPs)"),
+        &bars(&|l| l.total.flops),
+        &si,
+    ));
+    b.push_str(&bar_chart(
+        "chart-layer-bytes",
+        &format!("Bytes accessed per layer (same layers)"),
+        &bars(&|l| l.total.bytes_accessed),
+        &bytes,
+    ));
+    b.push_str("</div>\n");
+    match device {
+        Some(d) => match (d.peak_flops, d.bandwidth) {
+            (Some(peak), Some(bw)) => {
+                let points: Vec<Point> = leaves
+                    .iter()
+                    .map(|l| Point {
+                        label: short_layer(&l.layer),
+                        flops: l.total.flops,
+                        bytes: l.total.bytes_accessed,
+                    })
+                    .collect();
+                let _ = writeln!(
+                    b,
+                    "<p>Roofline of {}: peak {}FLOP/s, {}/s; each layer's arithmetic intensity (its FLOPs over the bytes it accesses, per XLA's cost model of the module) against the ridge {:.0} FLOP/B. Left of the ridge a layer is bound by memory bandwidth.</p>",
+                    esc(&d.name),
+                    si(peak),
+                    bytes(bw),
+                    peak / bw
+                );
+                b.push_str(&roofline(
+                    "roofline",
+                    &format!("Roofline: {} layers on {}", leaves.len(), d.name),
+                    &points,
+                    peak,
+                    bw,
+                ));
+            }
+            _ => {
+                let _ = writeln!(
+                    b,
+                    "<p class=\"note\">No roofline: the peak FLOP/s and bandwidth of {} are not known (name an accelerator with <code>--device_memory</code>).</p>",
+                    esc(&d.name)
+                );
+            }
+        },
+        None => b.push_str(
+            "<p class=\"note\">No roofline: no device was given (<code>simclr export_hlo --device_memory=h100</code> or another accelerator).</p>\n",
+        ),
+    }
+    b
+}
+
+fn program_page(
+    p: &Program,
+    device: Option<&DeviceSpec>,
+) -> (String, BTreeMap<String, (usize, usize)>) {
     let mut leaves: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for i in &p.before.instructions {
         leaves.entry(i.layer.clone()).or_default().0 += 1;
@@ -522,6 +723,7 @@ fn program_page(p: &Program) -> (String, BTreeMap<String, (usize, usize)>) {
         n = esc(name)
     );
     b.push_str(&memory_section(&p.memory));
+    b.push_str(&charts_section(main, &p.memory, device));
     b.push_str(&layers_section(main, &leaves));
     b.push_str(&params_section(&p.params));
     b.push_str(&instructions_section(p, &leaves));
@@ -630,7 +832,7 @@ pub fn build(export_dir: &Path, out_dir: &Path) -> Result<ReportSummary, Error> 
     })?;
     let mut search = SearchIndex::new();
     for p in &programs {
-        let (body, leaves) = program_page(p);
+        let (body, leaves) = program_page(p, index.device.as_ref());
         write(
             &out_dir.join(format!("{}.html", p.entry.name)),
             &page(&format!("{} step", p.entry.name), &index.programs, &body),

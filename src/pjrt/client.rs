@@ -280,6 +280,22 @@ impl Client {
         })
     }
 
+    /// `PJRT_Device_MemoryStats` of `device`: the bytes the plugin lets
+    /// programs allocate on it (`bytes_limit`), when the plugin says.
+    ///
+    /// Errors: [`Error::Unimplemented`] where the plugin has no memory
+    /// statistics (the CPU plugin), [`Error::Pjrt`] otherwise.
+    pub fn device_memory_limit(&self, device: &Device) -> Result<Option<u64>> {
+        let mut a = ffi::DeviceMemoryStatsArgs::new();
+        a.device = device.raw;
+        self.inner.plugin.call(slot::DEVICE_MEMORY_STATS, &mut a)?;
+        Ok(if a.bytes_limit_is_set && a.bytes_limit > 0 {
+            u64::try_from(a.bytes_limit).ok()
+        } else {
+            None
+        })
+    }
+
     /// Compiles `module` (program format `"hlo"`) for `options.num_replicas`
     /// replicas. The module's parameters are kept to check execute arguments.
     ///

@@ -268,6 +268,34 @@ args!(
     last description: *mut RawDeviceDescription
 );
 args!(
+    /// `PJRT_Device_MemoryStats_Args` (every `*_is_set` flag follows its value).
+    DeviceMemoryStatsArgs {
+        device: *mut RawDevice,
+        bytes_in_use: i64,
+        peak_bytes_in_use: i64,
+        peak_bytes_in_use_is_set: bool,
+        num_allocs: i64,
+        num_allocs_is_set: bool,
+        largest_alloc_size: i64,
+        largest_alloc_size_is_set: bool,
+        bytes_limit: i64,
+        bytes_limit_is_set: bool,
+        bytes_reserved: i64,
+        bytes_reserved_is_set: bool,
+        peak_bytes_reserved: i64,
+        peak_bytes_reserved_is_set: bool,
+        bytes_reservable_limit: i64,
+        bytes_reservable_limit_is_set: bool,
+        largest_free_block_bytes: i64,
+        largest_free_block_bytes_is_set: bool,
+        pool_bytes: i64,
+        pool_bytes_is_set: bool,
+        peak_pool_bytes: i64,
+        peak_pool_bytes_is_set: bool,
+    }
+    last peak_pool_bytes_is_set: bool
+);
+args!(
     /// `PJRT_DeviceDescription_Id_Args` and `_ProcessIndex_Args`.
     DeviceDescriptionIntArgs { description: *mut RawDeviceDescription, value: c_int }
     last value: c_int
@@ -491,6 +519,7 @@ pub mod slot {
     pub const DEVICE_DESCRIPTION_DEBUG_STRING: usize = 27;
     pub const DEVICE_DESCRIPTION_TO_STRING: usize = 28;
     pub const DEVICE_GET_DESCRIPTION: usize = 29;
+    pub const DEVICE_MEMORY_STATS: usize = 34;
     pub const EXECUTABLE_DESTROY: usize = 40;
     pub const EXECUTABLE_NAME: usize = 41;
     pub const EXECUTABLE_NUM_REPLICAS: usize = 42;
@@ -562,6 +591,7 @@ pub fn slot_name(index: usize) -> &'static str {
         slot::EXECUTABLE_OUTPUT_DIMENSIONS => "PJRT_Executable_OutputDimensions",
         slot::EXECUTABLE_FINGERPRINT => "PJRT_Executable_Fingerprint",
         slot::EXECUTABLE_GET_COMPILED_MEMORY_STATS => "PJRT_Executable_GetCompiledMemoryStats",
+        slot::DEVICE_MEMORY_STATS => "PJRT_Device_MemoryStats",
         _ => "PJRT function",
     }
 }
@@ -582,6 +612,8 @@ mod tests {
         assert_eq!(ExecuteArgs::STRUCT_SIZE, 80);
         assert_eq!(BufferToHostArgs::STRUCT_SIZE, 56);
         assert_eq!(ExecutableMemoryStatsArgs::STRUCT_SIZE, 112);
+        assert_eq!(DeviceMemoryStatsArgs::STRUCT_SIZE, 185);
+        assert_eq!(offset_of!(DeviceMemoryStatsArgs, bytes_limit), 80);
         assert_eq!(ExecutableOptimizedProgramArgs::STRUCT_SIZE, 32);
         assert_eq!(ErrorGetCodeArgs::STRUCT_SIZE, 28);
         assert_eq!(BufferIsDeletedArgs::STRUCT_SIZE, 25);
