@@ -434,3 +434,66 @@ fn the_fit_check_says_fits_or_suggests_a_batch_that_compiles_and_fits() {
     );
     assert_eq!(fit.min_replicas.map(|k| 32 % k), Some(0));
 }
+
+/// `simclr export_hlo` of an SK model as a user runs it: stderr carries
+/// none of the plugin's log lines (absl start-up, `cpu_device_count set via
+/// create_options`, slow-operation alarms) unless `--verbose` asks.
+#[test]
+fn a_default_export_of_an_sk_model_prints_nothing_from_xla_and_verbose_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = |out: &str, verbose: bool| -> (String, String) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_simclr"));
+        c.env_remove("TF_CPP_MIN_LOG_LEVEL")
+            .env_remove("SIMCLR_XLA_LOGS")
+            .arg("export_hlo")
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .args([
+                "--resnet_depth=18",
+                "--sk_ratio=0.0625",
+                "--image_size=16",
+                "--dataset=cifar10",
+                "--train_batch_size=2",
+                "--eval_batch_size=2",
+                "--cpu_device_count=2",
+                "--num_replicas=1",
+                "--proj_out_dim=8",
+                "--train_mode=finetune",
+            ])
+            .arg(format!(
+                "--data_dir={}",
+                tmp.path().join("no-data").display()
+            ));
+        if verbose {
+            c.arg("--verbose");
+        }
+        let o = c.output().expect("simclr starts");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "export_hlo failed:\n{stdout}\n{stderr}");
+        (stdout, stderr)
+    };
+    let (stdout, stderr) = run("quiet", false);
+    assert!(
+        stdout.contains("finetune: ") && stdout.contains("compiled"),
+        "{stdout}"
+    );
+    for noise in [
+        "slow_operation_alarm",
+        "cpu_device_count set via create_options",
+        "absl::InitializeLog",
+        "E0000",
+        "I0000",
+        "W0000",
+    ] {
+        assert!(!stderr.contains(noise), "stderr has {noise:?}:\n{stderr}");
+    }
+    assert!(stderr.trim().is_empty(), "stderr is not empty:\n{stderr}");
+    let (_, stderr) = run("verbose", true);
+    assert!(
+        stderr.contains("cpu_device_count set via create_options"),
+        "--verbose lets the plugin's lines through:\n{stderr}"
+    );
+}

@@ -33,6 +33,8 @@ pub struct ExportCommand {
     pub out: PathBuf,
     /// Skip XLA: unoptimized HLO, params and the analytic estimates only.
     pub no_compile: bool,
+    /// `--verbose`: let the plugin's own log lines through.
+    pub verbose: bool,
     /// `--device_memory=<bytes|name>`: the device to check the programs
     /// against (else the plugin's memory limit, where it has one).
     pub device_memory: Option<DeviceSpec>,
@@ -42,13 +44,14 @@ pub struct ExportCommand {
 
 const USAGE: &str =
     "usage: simclr export_hlo --out DIR [--no_compile] [--device_memory=<bytes|name>]\n\
-       [flags of simclr run]\n\n\
+       [--verbose] [flags of simclr run]\n\n\
 Writes DIR/<program>/{module.hlo.txt,module.pb,optimized.hlo.txt,optimized.pb,cost.json,\n\
 memory.json,params.tsv,params.json} for the train program (--train_mode) and the eval\n\
 program, and DIR/index.json. `simclr run --help` lists the flags.\n\n\
 --device_memory checks that one replica fits a device: bytes (16GiB, 80GB, 17179869184)\n\
 or tpu_v3 (per core), tpu_v4, tpu_v5e, tpu_v5p, a100_40gb, a100_80gb, h100, h200.\n\
-Without it the plugin's device memory limit is used where the plugin reports one.\n";
+Without it the plugin's device memory limit is used where the plugin reports one.\n\
+--verbose (or SIMCLR_XLA_LOGS=1) lets the plugin's own log lines through.\n";
 
 impl ExportCommand {
     /// Parses the arguments (`--out` and `--no_compile` are taken out, the
@@ -60,6 +63,7 @@ impl ExportCommand {
         let mut out = None;
         let mut no_compile = false;
         let mut device_memory = None;
+        let mut verbose = false;
         let mut rest = Vec::new();
         let mut i = 0;
         while i < args.len() {
@@ -91,6 +95,10 @@ impl ExportCommand {
                     }
                 };
                 device_memory = Some(fit::parse_device_memory(&v)?);
+            } else if a.starts_with('-') && (body == "verbose" || body == "verbose=true") {
+                verbose = true;
+            } else if a.starts_with('-') && body == "verbose=false" {
+                verbose = false;
             } else if a.starts_with('-') && (body == "no_compile" || body == "no_compile=true") {
                 no_compile = true;
             } else if a.starts_with('-') && body == "no_compile=false" {
@@ -104,6 +112,7 @@ impl ExportCommand {
         Ok(ExportCommand {
             out,
             no_compile,
+            verbose,
             device_memory,
             flags,
         })
@@ -162,6 +171,9 @@ fn dataset_size(flags: &RunFlags) -> Result<(i64, u32, serde_json::Value)> {
 /// `memory.json`, not as an error.
 pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportIndex> {
     let flags = &cmd.flags;
+    if cmd.verbose {
+        crate::pjrt::set_verbose(true);
+    }
     let (client, replicas) = if cmd.no_compile {
         let r = if flags.num_replicas > 0 {
             usize::try_from(flags.num_replicas)?

@@ -4,7 +4,9 @@
 //! statistics), dense, and pooling with TF 'SAME' semantics. SPEC §3.2, §4.1, §6.
 
 use super::store::{Init, Store};
-use crate::ir::{BinaryOp, ConvDims, ReplicaGroups, Tensor, Window, WindowDim};
+use crate::ir::{
+    BinaryOp, ConvDims, Literal, LiteralData, ReplicaGroups, Tensor, Window, WindowDim,
+};
 
 /// BatchNorm epsilon used everywhere in SimCLR (SPEC §3.2).
 pub const BN_EPSILON: f64 = 1e-5;
@@ -200,10 +202,38 @@ pub fn avg_pool(x: &Tensor, k: i64, s: i64, same: bool) -> Tensor {
     if !same {
         return sums * (1.0 / (k * k) as f64);
     }
-    // Count the valid cells of each window: the same pooling over ones.
-    let ones = x.slice_dim(0, 0, 1).full_like(1.0);
-    let counts = ones.reduce_window(&zero, window, r);
+    // The valid cells of each window, counted at trace time: a
+    // [1, Ho, Wo, 1] constant (no reduce-window over ones for XLA to fold).
+    let counts = same_counts(x, d[1], d[2], k, s).convert(x.element_type());
     sums / counts
+}
+
+/// The number of cells of each TF 'SAME' `k×k`/`s` window over an `h×w`
+/// image that lie inside it, as an f32 `[1, Ho, Wo, 1]` constant in the
+/// computation of `like`.
+fn same_counts(like: &Tensor, h: i64, w: i64, k: i64, s: i64) -> Tensor {
+    let along = |n: i64| -> Vec<f32> {
+        let (lo, _) = same_padding(n, k, s);
+        let out = (n + s - 1) / s;
+        (0..out)
+            .map(|o| {
+                let start = o * s - lo;
+                let (a, b) = (start.max(0), (start + k).min(n));
+                (b - a).max(0) as f32
+            })
+            .collect()
+    };
+    let (rows, cols) = (along(h), along(w));
+    let values: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| cols.iter().map(move |c| r * c))
+        .collect();
+    let dims = vec![1, rows.len() as i64, cols.len() as i64, 1];
+    match Literal::new(dims.clone(), LiteralData::F32(values)) {
+        Some(l) => like.constant(l),
+        // Unreachable: Ho·Wo values for [1, Ho, Wo, 1].
+        None => like.builder().constant_f32(&dims, &[]),
+    }
 }
 
 fn spatial_window(d: &[i64], k: i64, s: i64, same: bool) -> Window {

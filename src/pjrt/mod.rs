@@ -45,4 +45,4 @@ pub use executable::{CompiledMemoryStats, LoadedExecutable, Pending, Running};
 pub use host::HostArray;
 pub use kv::{KeyValueStore, KvError};
 pub use named_value::{NamedValue, Value};
-pub use plugin::{Plugin, PluginKind};
+pub use plugin::{set_verbose, verbose, Plugin, PluginKind};

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::error::{Error, ErrorCode, Result};
@@ -54,6 +55,33 @@ impl std::fmt::Debug for Plugin {
             .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
+}
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Lets the plugin's own log lines through (absl start-up lines, info and
+/// warnings, XLA's slow-operation alarms); call before the first plugin
+/// is loaded. Without it, or `SIMCLR_XLA_LOGS=1` in the environment, they
+/// are silenced by setting `TF_CPP_MIN_LOG_LEVEL=3` (fatal errors only)
+/// when the first plugin is loaded, unless the user set that variable.
+/// Errors of compiling or running still come back as values.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::SeqCst);
+}
+
+/// Whether the plugin's log lines are let through (see [`set_verbose`]).
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::SeqCst)
+        || std::env::var("SIMCLR_XLA_LOGS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn quiet_plugin_logs() {
+    if verbose() || std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_some() {
+        return;
+    }
+    // The XLA plugins read this once, at their first log line; it must be
+    // in the environment before the library's initializers run.
+    std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "3");
 }
 
 /// Slots simclr cannot work without; checked at load time.
@@ -122,6 +150,7 @@ impl Plugin {
             path: path.to_path_buf(),
             message,
         };
+        quiet_plugin_logs();
         // SAFETY: loading a shared library runs its initializers; a PJRT
         // plugin's initializers only set up its own state. RTLD_LOCAL keeps
         // its symbols from clashing with other plugins.
