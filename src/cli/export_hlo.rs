@@ -10,7 +10,6 @@ use super::flags::RunFlags;
 use super::run::{client_and_replicas, open, step_config};
 use crate::inspect::fit::{self, DeviceSpec, NeedModel};
 use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
-use crate::pjrt::Client;
 use crate::simclr::{eval_program, train_program, TrainMode};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
@@ -207,7 +206,7 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     }
     let device = match (&cmd.device_memory, &client) {
         (Some(d), _) => Some(d.clone()),
-        (None, Some(c)) => plugin_device(c),
+        (None, Some(c)) => fit::plugin_device(c),
         (None, None) => None,
     };
     let mut programs = Vec::new();
@@ -282,31 +281,6 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     inspect::write_index(&cmd.out, &index)?;
     writeln!(w, "wrote {}", cmd.out.join("index.json").display())?;
     Ok(index)
-}
-
-/// The device of `client` as a fit-check target, when its plugin reports a
-/// memory limit (`PJRT_Device_MemoryStats`; the CPU plugin does not). Peak
-/// FLOP/s and bandwidth come from the accelerator table when the device
-/// kind names one of its accelerators.
-pub fn plugin_device(client: &Client) -> Option<DeviceSpec> {
-    let d = client.devices().first()?;
-    let limit = client.device_memory_limit(d).ok().flatten()?;
-    let kind: String = d
-        .kind
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .flat_map(|c| c.to_lowercase())
-        .collect();
-    let known = fit::ACCELERATORS
-        .iter()
-        .find(|a| kind.contains(&a.name.replace(['_', '-'], "")));
-    Some(DeviceSpec {
-        name: d.kind.clone(),
-        memory_bytes: limit,
-        source: "PJRT_Device_MemoryStats bytes_limit".into(),
-        peak_flops: known.map(|a| a.peak_flops),
-        bandwidth: known.map(|a| a.bandwidth),
-    })
 }
 
 /// XLA's per-replica need (arguments + temporaries + outputs − aliased) of

@@ -42,10 +42,11 @@ pub fn bar_chart(id: &str, title: &str, bars: &[Bar], fmt: &dyn Fn(f64) -> Strin
         s,
         "<figure class=\"chart\"><figcaption>{t}</figcaption>\
 <svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{id}\" class=\"bars\" width=\"{w}\" height=\"{h}\" \
-viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"11\">",
         t = esc(title),
         id = esc(id)
     );
+    s.push('\n');
     for (i, b) in bars.iter().enumerate() {
         let y = TOP + ROW_H * i as f64;
         let len = if max > 0.0 {
@@ -156,6 +157,7 @@ viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{tt}\" font-family=\"sans-seri
         );
     }
     for y in log_ticks(y0, y1) {
+        let y_label = format!("{y:.0e}");
         let _ = writeln!(
             s,
             "<line x1=\"{l}\" y1=\"{Y:.1}\" x2=\"{xr}\" y2=\"{Y:.1}\" stroke=\"#e2e5ea\"/>\
@@ -164,7 +166,7 @@ viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{tt}\" font-family=\"sans-seri
             xr = w - r,
             tx = l - 4.0,
             ty = py(y) + 4.0,
-            lab = format!("{:.0e}", y)
+            lab = y_label
         );
     }
     let _ = writeln!(

@@ -15,7 +15,10 @@
 //! hand, [`confirm`] compiles the program at that batch and checks XLA's
 //! figure.
 
+use super::memory;
 use super::Error;
+use crate::pjrt::{Client, LoadedExecutable};
+use crate::simclr::StepProgram;
 use serde::{Deserialize, Serialize};
 
 /// A common accelerator: memory per device (what one replica gets) and the
@@ -202,7 +205,7 @@ pub fn parse_device_memory(value: &str) -> Result<DeviceSpec, Error> {
         _ => return Err(bad(value, "unknown unit")),
     };
     let bytes = (x * scale).round();
-    if !(bytes >= 1.0 && bytes < 1e19) {
+    if !(1.0..1e19).contains(&bytes) {
         return Err(bad(value, "must be a positive size"));
     }
     Ok(DeviceSpec {
@@ -447,6 +450,60 @@ pub fn confirm<E>(
     }
     check.describe();
     Ok(())
+}
+
+/// The first device of `client` as a fit-check target, when its plugin
+/// reports a memory limit (`PJRT_Device_MemoryStats`; the CPU plugin does
+/// not). Peak FLOP/s and bandwidth come from [`ACCELERATORS`] when the
+/// device kind names one of them (`NVIDIA H200` → `h200`).
+pub fn plugin_device(client: &Client) -> Option<DeviceSpec> {
+    let d = client.devices().first()?;
+    let limit = client.device_memory_limit(d).ok().flatten()?;
+    let kind = normalize(&d.kind);
+    let known = ACCELERATORS
+        .iter()
+        .find(|a| kind.contains(&normalize(a.name)));
+    Some(DeviceSpec {
+        name: d.kind.clone(),
+        memory_bytes: limit,
+        source: "PJRT_Device_MemoryStats bytes_limit".into(),
+        peak_flops: known.map(|a| a.peak_flops),
+        bandwidth: known.map(|a| a.bandwidth),
+    })
+}
+
+/// The fit check of a compiled step before it runs (`simclr run`): XLA's
+/// need of `executable` against `device`, else the plugin's own limit.
+/// `None` when no device is known (the CPU plugin, no `device`) or the
+/// plugin has no compiled memory statistics. The fixed part of the model
+/// is the analytic estimate's variables, gradients and optimizer state.
+pub fn check_executable(
+    client: &Client,
+    program: &StepProgram,
+    executable: &LoadedExecutable,
+    device: Option<&DeviceSpec>,
+    per_replica_batch: i64,
+) -> Option<FitCheck> {
+    let device = match device {
+        Some(d) => d.clone(),
+        None => plugin_device(client)?,
+    };
+    let need = memory::compiled_need(&executable.memory_stats().ok()?).total_bytes;
+    let e = memory::estimate(program, &program.module.to_proto());
+    let fixed = if e.optimizer_state_bytes > 0 {
+        2 * e.parameter_bytes + e.optimizer_state_bytes
+    } else {
+        e.parameter_bytes
+    };
+    Some(check(
+        &device,
+        NeedModel {
+            need_bytes: need,
+            fixed_bytes: fixed,
+            per_replica_batch,
+        },
+        program.module.num_replicas,
+    ))
 }
 
 #[cfg(test)]

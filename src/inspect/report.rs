@@ -609,7 +609,7 @@ fn charts_section(c: &ModuleCost, mem: &serde_json::Value, device: Option<&Devic
     ));
     b.push_str(&bar_chart(
         "chart-layer-bytes",
-        &format!("Bytes accessed per layer (same layers)"),
+        "Bytes accessed per layer (same layers)",
         &bars(&|l| l.total.bytes_accessed),
         &bytes,
     ));

@@ -135,6 +135,17 @@ impl Trainer {
         );
         let compiled = compile(&self.client, program, &self.compile_options())?;
         eprintln!("simclr: compiled in {:.1}s", compiled.compile_seconds);
+        // Before anything runs: does one replica's step fit the device?
+        // (Only where the plugin reports its memory limit.)
+        if let Some(fit) = crate::inspect::fit::check_executable(
+            &self.client,
+            &compiled.program,
+            &compiled.executable,
+            None,
+            (c.train_batch_size / self.replicas().max(1)) as i64,
+        ) {
+            eprintln!("simclr: memory: {}", fit.message);
+        }
 
         let (mut state, start_step) = self.initial_state(&compiled)?;
         let total = self.total_steps();
