@@ -435,6 +435,58 @@ fn the_fit_check_says_fits_or_suggests_a_batch_that_compiles_and_fits() {
     assert_eq!(fit.min_replicas.map(|k| 32 % k), Some(0));
 }
 
+#[test]
+fn a_program_the_plugin_refuses_still_exports_with_the_estimate_and_the_reason() {
+    use simclr::cli::flags::RunFlags;
+    use simclr::cli::run::step_config;
+    use simclr::inspect::{export_program, Target};
+    use simclr::pjrt::{Client, ClientOptions, CompileOptions};
+    use simclr::simclr::{eval_program, OptimizerKind};
+
+    let args: Vec<String> = ["--resnet_depth=18", "--image_size=8", "--proj_out_dim=16"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let flags = RunFlags::parse(&args).expect("flags");
+    let step = step_config(&flags, 1, 100, 10).expect("step config");
+    let program = eval_program(&step, 2).expect("eval program");
+    let client = Client::discover(None, false, &ClientOptions::default())
+        .unwrap_or_else(|e| panic!("the CPU plugin is needed: {e}"));
+    // An option XLA does not know: the plugin refuses to compile.
+    let target = Target {
+        client: &client,
+        options: CompileOptions::new(1).with_override("xla_no_such_option", "1"),
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let entry = export_program(
+        tmp.path(),
+        "eval",
+        &program,
+        OptimizerKind::Lars,
+        Some(&target),
+    )
+    .expect("export succeeds although compilation fails");
+    assert_eq!(entry.status, "compile_failed");
+    assert!(!entry.optimized);
+    let dir = tmp.path().join("eval");
+    assert!(dir.join("module.hlo.txt").is_file() && dir.join("params.tsv").is_file());
+    assert!(!dir.join("optimized.hlo.txt").exists());
+    let mem = json(&dir.join("memory.json"));
+    assert_eq!(mem["status"], "compile_failed", "{mem}");
+    let msg = mem["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("xla_no_such_option"),
+        "the plugin's reason is kept: {msg}"
+    );
+    assert!(
+        mem["estimate"]["total_bytes"].as_u64().unwrap_or(0) > 0,
+        "{mem}"
+    );
+    let cost = json(&dir.join("cost.json"));
+    assert_eq!(cost["source"], "unoptimized");
+    assert!(entry.memory_bytes > 0);
+}
+
 /// `simclr export_hlo` of an SK model as a user runs it: stderr carries
 /// none of the plugin's log lines (absl start-up, `cpu_device_count set via
 /// create_options`, slow-operation alarms) unless `--verbose` asks.
