@@ -366,7 +366,7 @@ fn a_configuration_too_large_for_memory_exports_without_xla_and_reports_what_it_
     assert_eq!(fit.device.memory_bytes, 32 << 30);
     assert!(fit.confirmed.is_none());
     let b = fit.max_per_replica_batch.expect("a batch that fits");
-    assert!(b >= 1 && b < 4096, "{fit:?}");
+    assert!((1..4096).contains(&b), "{fit:?}");
     assert!(fit.model.at(b) <= 32 << 30 && fit.model.at(b + 1) > 32 << 30);
     let k = fit.min_replicas.expect("replicas that fit");
     assert_eq!(4096 % k, 0);
@@ -421,7 +421,7 @@ fn the_fit_check_says_fits_or_suggests_a_batch_that_compiles_and_fits() {
     let fit = small.programs[0].fit.as_ref().expect("fit");
     assert!(!fit.fits, "{fit:?}");
     let b = fit.max_per_replica_batch.expect("suggested batch");
-    assert!(b >= 1 && b < 32, "{fit:?}");
+    assert!((1..32).contains(&b), "{fit:?}");
     let c = fit
         .confirmed
         .as_ref()

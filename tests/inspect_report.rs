@@ -239,9 +239,8 @@ fn a_report_of_an_uncompiled_export_shows_the_unoptimized_module_and_the_estimat
     );
     assert!(page.contains("not optimized") || page.contains("not trainable"));
     // Pictures from the unoptimized module; no device, so no roofline.
-    assert_eq!(
+    assert!(
         page.matches("class=\"bar\"").count() > 8,
-        true,
         "finetune.html has bar charts"
     );
     assert!(page.contains("id=\"chart-block-flops\""));
