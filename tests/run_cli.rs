@@ -301,18 +301,34 @@ fn checkpoint_listed(dir: &Path, step: u64) -> bool {
         .any(|(s, _)| *s == step)
 }
 
+/// Flags of the runs that the interruption tests compare with one
+/// uninterrupted run (checkpoints at steps 3 and 6, every step logged).
+const RESUME_FLAGS: [&str; 5] = [
+    "--train_steps=6",
+    "--checkpoint_steps=3",
+    "--train_summary_steps=1",
+    "--noknn_monitor",
+    "--seed=5",
+];
+
+/// The losses of the uninterrupted run with [`RESUME_FLAGS`] (overlapped
+/// steps, the default), computed once for the tests that need them.
+fn reference_losses() -> &'static std::collections::BTreeMap<i64, f64> {
+    static REFERENCE: std::sync::OnceLock<std::collections::BTreeMap<i64, f64>> =
+        std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let a = tmp("uninterrupted");
+        ok(&cifar_pretrain(&a, &RESUME_FLAGS));
+        let want = losses(&a);
+        assert_eq!(want.len(), 6, "{want:?}");
+        want
+    })
+}
+
 #[test]
 fn sigkill_between_checkpoints_resumes_exactly() {
-    let extra = [
-        "--train_steps=4",
-        "--train_summary_steps=1",
-        "--noknn_monitor",
-        "--seed=3",
-    ];
-    let a = tmp("uninterrupted");
-    ok(&cifar_pretrain(&a, &extra));
-    let want = losses(&a);
-    assert_eq!(want.len(), 4, "{want:?}");
+    let extra = RESUME_FLAGS;
+    let want = reference_losses();
 
     let b = tmp("killed");
     let args = cifar_pretrain(&b, &extra);
@@ -324,7 +340,7 @@ fn sigkill_between_checkpoints_resumes_exactly() {
         .spawn()
         .expect("spawn");
     let t = Instant::now();
-    while !checkpoint_listed(&b, 2) {
+    while !checkpoint_listed(&b, 3) {
         assert!(
             t.elapsed() < Duration::from_secs(300),
             "no checkpoint after 300 s"
@@ -347,11 +363,11 @@ fn sigkill_between_checkpoints_resumes_exactly() {
         .collect();
     assert_eq!(
         logged,
-        vec![1, 2, 3, 4],
+        vec![1, 2, 3, 4, 5, 6],
         "one row per step after the resume"
     );
     let got = losses(&b);
-    for step in [3, 4] {
+    for step in [4, 5, 6] {
         let (x, y) = (got[&step], want[&step]);
         assert!(
             (x - y).abs() <= 1e-6 * y.abs(),
@@ -399,17 +415,8 @@ fn terminate_when(args: &[String], ready: impl Fn() -> bool) -> (Option<i32>, St
 
 #[test]
 fn sigterm_mid_step_and_mid_save_checkpoints_and_resumes_exactly() {
-    let extra = [
-        "--train_steps=6",
-        "--checkpoint_steps=3",
-        "--train_summary_steps=1",
-        "--noknn_monitor",
-        "--seed=5",
-    ];
-    let a = tmp("sigterm-reference");
-    ok(&cifar_pretrain(&a, &extra));
-    let want = losses(&a);
-    assert_eq!(want.len(), 6, "{want:?}");
+    let extra = RESUME_FLAGS;
+    let want = reference_losses();
 
     let b = tmp("sigterm");
     let args = cifar_pretrain(&b, &extra);
@@ -459,7 +466,7 @@ fn sigterm_mid_step_and_mid_save_checkpoints_and_resumes_exactly() {
     let err = ok(&args);
     assert!(err.contains("resuming from"), "{err}");
     let got = losses(&b);
-    for (step, y) in &want {
+    for (step, y) in want {
         let x = got[step];
         assert!(
             (x - y).abs() <= 1e-6 * y.abs(),
@@ -543,21 +550,15 @@ fn nan_step(err: &str) -> Option<i64> {
 
 #[test]
 fn overlapped_steps_give_the_synchronous_losses_and_name_the_nan_step() {
-    let extra = [
-        "--train_steps=3",
-        "--train_summary_steps=1",
-        "--noknn_monitor",
-        "--seed=9",
-    ];
     let sync_dir = tmp("sync");
-    let mut sync_args = cifar_pretrain(&sync_dir, &extra);
+    let mut sync_args = cifar_pretrain(&sync_dir, &RESUME_FLAGS);
     sync_args.push("--overlap_steps=false".into());
     ok(&sync_args);
-    let overlap_dir = tmp("overlap");
-    ok(&cifar_pretrain(&overlap_dir, &extra));
-    let (a, b) = (losses(&sync_dir), losses(&overlap_dir));
-    assert_eq!(a.len(), 3, "{a:?}");
-    assert_eq!(a, b, "the overlapped loop must give bit-identical losses");
+    assert_eq!(
+        &losses(&sync_dir),
+        reference_losses(),
+        "the overlapped loop must give bit-identical losses"
+    );
 
     // A NaN between summaries is read one step late but named at its step.
     let nan = [
