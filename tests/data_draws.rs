@@ -109,3 +109,72 @@ fn batch_blur_keeps_half_the_images_blurred_and_clips() {
         "one sigma per batch and view"
     );
 }
+
+/// The training view built op by op from the separately tested operations
+/// (crop, resize, flip, each colour op then a clip, grayscale), with the
+/// draws in the documented order: crop sampler, flip, colour distortion.
+fn train_view_op_by_op(img: &ImageU8, size: usize, rng: &mut Rng) -> Vec<f32> {
+    use augment::ColorOp;
+    let f = img.to_f32();
+    let (mut out, _) =
+        augment::random_crop_and_resize(&f, size, size, augment::ResizeVersion::Tf1, rng);
+    if rng.bernoulli(0.5) {
+        augment::flip_left_right(&mut out);
+    }
+    // Strength 1: magnitudes 0.8, 0.8, 0.8, 0.2, bounds formed in f32.
+    let (m, hue) = (0.8f32 * 1.0, 0.2f32 * 1.0);
+    if rng.bernoulli(0.8) {
+        for op in rng.permutation(4) {
+            let op = match op {
+                0 => ColorOp::BrightnessMul(rng.uniform((1.0 - m).max(0.0), 1.0 + m)),
+                1 => ColorOp::Contrast(rng.uniform(1.0 - m, 1.0 + m)),
+                2 => ColorOp::Saturation(rng.uniform(1.0 - m, 1.0 + m)),
+                _ => ColorOp::Hue(rng.uniform(-hue, hue)),
+            };
+            augment::color_ops_with_clip(&mut out, &[op]);
+        }
+    }
+    if rng.bernoulli(0.2) {
+        augment::to_grayscale(&mut out);
+    }
+    augment::clip01(&mut out);
+    out.data
+}
+
+#[test]
+fn fused_train_view_equals_the_op_by_op_composition_bit_for_bit() {
+    let img = colourful(37, 53);
+    let cfg = AugmentConfig::pretrain(24, 1.0);
+    let mut into = vec![0f32; 24 * 24 * 3];
+    for i in 0..200u64 {
+        let want = train_view_op_by_op(&img, 24, &mut Rng::new(11, &[i]));
+        let got = augment::preprocess_for_train(&img, &cfg, &mut Rng::new(11, &[i])).unwrap();
+        assert!(
+            got.data == want,
+            "view {i} differs from the op-by-op composition"
+        );
+        augment::preprocess_for_train_into(&img, &cfg, &mut Rng::new(11, &[i]), &mut into).unwrap();
+        assert!(into == want, "view {i} written in place differs");
+    }
+    let e = augment::preprocess_for_train_into(&img, &cfg, &mut Rng::new(0, &[0]), &mut [0.0; 5]);
+    assert!(e.is_err(), "a buffer of the wrong length must be rejected");
+}
+
+#[test]
+fn blur_step_equals_blur_then_clip() {
+    let img = colourful(30, 20).to_f32();
+    let (h, w) = (img.height, img.width);
+    let mut scaled = img.clone();
+    scaled.data.iter_mut().for_each(|v| *v = *v * 1.6 - 0.3);
+    let filter = augment::blur_filter(augment::blur_kernel_size(h), 1.3);
+    let mut want = augment::gaussian_blur(&scaled, augment::blur_kernel_size(h), 1.3);
+    augment::clip01(&mut want);
+    let mut got = scaled.data.clone();
+    let mut scratch = vec![0f32; got.len()];
+    augment::blur_one_of_batch(&mut got, h, w, &filter, true, &mut scratch);
+    assert!(got == want.data, "blur + clip differs");
+    let mut kept = scaled.data.clone();
+    augment::blur_one_of_batch(&mut kept, h, w, &filter, false, &mut scratch);
+    augment::clip01(&mut scaled);
+    assert!(kept == scaled.data, "the unblurred image is only clipped");
+}

@@ -299,6 +299,52 @@ fn taps(version: ResizeVersion, scale: f32, out: usize, limit: usize) -> Taps {
     Taps { idx, w }
 }
 
+/// The taps of every output position along one axis of `in_len` → `out_len`.
+fn axis_taps(version: ResizeVersion, in_len: usize, out_len: usize) -> Vec<Taps> {
+    let scale = in_len as f32 / out_len as f32;
+    (0..out_len)
+        .map(|o| taps(version, scale, o, in_len))
+        .collect()
+}
+
+/// TF's bicubic kernel on a source of `in_h`×`in_w` pixels whose rows are
+/// produced by `vertical(taps, col)`: it must store in `col` (`in_w·3`
+/// values) the vertical combination `Σ_k row(idx[k])·w[k]`, taps in order,
+/// for every input column. Writes `out_h`×`out_w` pixels to `out`, mirrored
+/// left-right when `flip` (the same values `flip_left_right` would move).
+#[allow(clippy::too_many_arguments)]
+fn resize_core(
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    version: ResizeVersion,
+    flip: bool,
+    out: &mut [f32],
+    mut vertical: impl FnMut(&Taps, &mut [f32]),
+) {
+    let xt = axis_taps(version, in_w, out_w);
+    let yt = axis_taps(version, in_h, out_h);
+    let mut col = vec![0f32; in_w * 3];
+    for (y, t) in yt.iter().enumerate() {
+        // Vertical taps for every input column of the row (the same products
+        // and sums TF forms per column), then horizontal taps per output.
+        vertical(t, &mut col);
+        let out_row = &mut out[y * out_w * 3..(y + 1) * out_w * 3];
+        for (x, t) in xt.iter().enumerate() {
+            let dst = if flip { out_w - 1 - x } else { x };
+            let (a, b, c, d) = (t.idx[0] * 3, t.idx[1] * 3, t.idx[2] * 3, t.idx[3] * 3);
+            let px = &mut out_row[dst * 3..dst * 3 + 3];
+            for ch in 0..3 {
+                px[ch] = col[a + ch] * t.w[0]
+                    + col[b + ch] * t.w[1]
+                    + col[c + ch] * t.w[2]
+                    + col[d + ch] * t.w[3];
+            }
+        }
+    }
+}
+
 /// Bicubic resize to `out_h`×`out_w`, reproducing TF's `ResizeBicubic`
 /// kernel (vertical taps first, then horizontal, f32 arithmetic). No
 /// antialiasing; the result may overshoot [0, 1].
@@ -308,45 +354,82 @@ pub fn resize_bicubic(
     out_w: usize,
     version: ResizeVersion,
 ) -> ImageF32 {
-    let scale_y = img.height as f32 / out_h as f32;
-    let scale_x = img.width as f32 / out_w as f32;
-    let xt: Vec<Taps> = (0..out_w)
-        .map(|x| taps(version, scale_x, x, img.width))
-        .collect();
     let mut data = vec![0f32; out_h * out_w * 3];
     let row = img.width * 3;
-    let mut col = vec![0f32; row];
-    for y in 0..out_h {
-        let yt = taps(version, scale_y, y, img.height);
-        let rows: [&[f32]; 4] = [
-            &img.data[yt.idx[0] * row..(yt.idx[0] + 1) * row],
-            &img.data[yt.idx[1] * row..(yt.idx[1] + 1) * row],
-            &img.data[yt.idx[2] * row..(yt.idx[2] + 1) * row],
-            &img.data[yt.idx[3] * row..(yt.idx[3] + 1) * row],
-        ];
-        // Vertical taps for every input column of the row (the same products
-        // and sums TF forms per column), then horizontal taps per output.
-        for (i, v) in col.iter_mut().enumerate() {
-            *v = rows[0][i] * yt.w[0]
-                + rows[1][i] * yt.w[1]
-                + rows[2][i] * yt.w[2]
-                + rows[3][i] * yt.w[3];
-        }
-        let out_row = &mut data[y * out_w * 3..(y + 1) * out_w * 3];
-        for (x, t) in xt.iter().enumerate() {
-            for c in 0..3 {
-                out_row[x * 3 + c] = col[t.idx[0] * 3 + c] * t.w[0]
-                    + col[t.idx[1] * 3 + c] * t.w[1]
-                    + col[t.idx[2] * 3 + c] * t.w[2]
-                    + col[t.idx[3] * 3 + c] * t.w[3];
+    resize_core(
+        img.height,
+        img.width,
+        out_h,
+        out_w,
+        version,
+        false,
+        &mut data,
+        |t, col| {
+            let r = |k: usize| &img.data[t.idx[k] * row..(t.idx[k] + 1) * row];
+            let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+            for (i, v) in col.iter_mut().enumerate() {
+                *v = r0[i] * t.w[0] + r1[i] * t.w[1] + r2[i] * t.w[2] + r3[i] * t.w[3];
             }
-        }
-    }
+        },
+    );
     ImageF32 {
         height: out_h,
         width: out_w,
         data,
     }
+}
+
+/// `v / 255` for every byte: the values of [`ImageU8::to_f32`].
+fn u8_to_unit() -> &'static [f32; 256] {
+    use std::sync::OnceLock;
+    static LUT: OnceLock<[f32; 256]> = OnceLock::new();
+    LUT.get_or_init(|| std::array::from_fn(|v| v as f32 / 255.0))
+}
+
+/// `resize_bicubic(&crop(&img.to_f32(), win), …)` (flipped when `flip`)
+/// written to `out`: only the window is converted to float, into a buffer
+/// kept per thread. The result is bit-identical.
+fn crop_resize_u8(
+    img: &ImageU8,
+    win: &CropWindow,
+    out_h: usize,
+    out_w: usize,
+    version: ResizeVersion,
+    flip: bool,
+    out: &mut [f32],
+) {
+    use std::cell::RefCell;
+    thread_local! {
+        static WINDOW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    WINDOW.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let row = img.width * 3;
+        let n = win.width * 3;
+        buf.clear();
+        buf.reserve(win.height * n);
+        for r in win.y..win.y + win.height {
+            let s = r * row + win.x * 3;
+            buf.extend(img.data[s..s + n].iter().map(|&v| v as f32 / 255.0));
+        }
+        let data: &[f32] = &buf;
+        resize_core(
+            win.height,
+            win.width,
+            out_h,
+            out_w,
+            version,
+            flip,
+            out,
+            |t, col| {
+                let r = |k: usize| &data[t.idx[k] * n..(t.idx[k] + 1) * n];
+                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                for (i, v) in col.iter_mut().enumerate() {
+                    *v = r0[i] * t.w[0] + r1[i] * t.w[1] + r2[i] * t.w[2] + r3[i] * t.w[3];
+                }
+            },
+        );
+    });
 }
 
 /// Random crop (§2.3 sampler) then bicubic resize to `out_h`×`out_w`
@@ -366,9 +449,12 @@ pub fn random_crop_and_resize(
 
 /// Mirrors the image left-right in place.
 pub fn flip_left_right(img: &mut ImageF32) {
-    let w = img.width;
-    for r in 0..img.height {
-        let row = &mut img.data[r * w * 3..(r + 1) * w * 3];
+    flip_rows(&mut img.data, img.height, img.width);
+}
+
+fn flip_rows(data: &mut [f32], h: usize, w: usize) {
+    for r in 0..h {
+        let row = &mut data[r * w * 3..(r + 1) * w * 3];
         for x in 0..w / 2 {
             for c in 0..3 {
                 row.swap(x * 3 + c, (w - 1 - x) * 3 + c);
@@ -525,19 +611,25 @@ fn hv_range_to_rgb(h: f32, vmin: f32, vmax: f32) -> (f32, f32, f32) {
 /// `tf.image.adjust_hue`: rotate the hue by `delta` (in turns, H ← (H + δ) mod 1).
 pub fn adjust_hue(img: &mut ImageF32, delta: f32) {
     for px in img.data.chunks_exact_mut(3) {
-        let (mut h, vmin, vmax) = rgb_to_hv_range(px[0], px[1], px[2]);
-        h += delta * 6.0;
-        while h < 0.0 {
-            h += 6.0;
-        }
-        while h >= 6.0 {
-            h -= 6.0;
-        }
-        let (r, g, b) = hv_range_to_rgb(h, vmin, vmax);
+        let (r, g, b) = shift_hue(px[0], px[1], px[2], delta);
         px[0] = r;
         px[1] = g;
         px[2] = b;
     }
+}
+
+/// One pixel of [`adjust_hue`].
+#[inline]
+fn shift_hue(r: f32, g: f32, b: f32, delta: f32) -> (f32, f32, f32) {
+    let (mut h, vmin, vmax) = rgb_to_hv_range(r, g, b);
+    h += delta * 6.0;
+    while h < 0.0 {
+        h += 6.0;
+    }
+    while h >= 6.0 {
+        h -= 6.0;
+    }
+    hv_range_to_rgb(h, vmin, vmax)
 }
 
 /// `to_grayscale`: `g = 0.2989·R + 0.5870·G + 0.1140·B`, copied to 3 channels.
@@ -585,6 +677,155 @@ pub fn color_ops_with_clip(img: &mut ImageF32, ops: &[ColorOp]) {
     }
 }
 
+/// One per-pixel step of the colour distortion; every step but
+/// [`PixelStep::Gray`] ends with the clip to [0, 1] that follows each
+/// operation of `color_jitter_rand`.
+#[derive(Debug, Clone, Copy)]
+enum PixelStep {
+    Mul(f32),
+    Add(f32),
+    /// Contrast with the per-channel means of the image before this step.
+    Contrast(f32, [f32; 3]),
+    Saturation(f32),
+    Hue(f32),
+    Clip,
+    Gray,
+}
+
+/// Pixels per block: the steps run one after the other on a block that stays
+/// in the L1 cache, instead of one pass over the image per step.
+const BLOCK_PIXELS: usize = 256;
+
+fn apply_step(block: &mut [f32], step: PixelStep) {
+    let clip = |v: f32| v.clamp(0.0, 1.0);
+    match step {
+        PixelStep::Mul(f) => block.iter_mut().for_each(|v| *v = clip(*v * f)),
+        PixelStep::Add(d) => block.iter_mut().for_each(|v| *v = clip(*v + d)),
+        PixelStep::Clip => block.iter_mut().for_each(|v| *v = clip(*v)),
+        PixelStep::Contrast(f, m) => {
+            for px in block.chunks_exact_mut(3) {
+                for c in 0..3 {
+                    px[c] = clip((px[c] - m[c]) * f + m[c]);
+                }
+            }
+        }
+        PixelStep::Saturation(f) => {
+            for px in block.chunks_exact_mut(3) {
+                let (h, s, v) = rgb_to_hsv(px[0], px[1], px[2]);
+                let (r, g, b) = hsv_to_rgb(h, (s * f).clamp(0.0, 1.0), v);
+                px[0] = clip(r);
+                px[1] = clip(g);
+                px[2] = clip(b);
+            }
+        }
+        PixelStep::Hue(d) => {
+            for px in block.chunks_exact_mut(3) {
+                let (r, g, b) = shift_hue(px[0], px[1], px[2], d);
+                px[0] = clip(r);
+                px[1] = clip(g);
+                px[2] = clip(b);
+            }
+        }
+        PixelStep::Gray => {
+            for px in block.chunks_exact_mut(3) {
+                let g = px[0] * 0.2989 + px[1] * 0.5870 + px[2] * 0.1140;
+                px[0] = g;
+                px[1] = g;
+                px[2] = g;
+            }
+        }
+    }
+}
+
+/// Runs `steps` block by block over `data`; returns the per-channel sums (in
+/// pixel order, as `adjust_contrast` forms them) of the result when `sum`.
+fn run_steps(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] {
+    let mut sums = [0f64; 3];
+    for block in data.chunks_mut(BLOCK_PIXELS * 3) {
+        for &s in steps {
+            apply_step(block, s);
+        }
+        if sum {
+            for px in block.chunks_exact(3) {
+                for c in 0..3 {
+                    sums[c] += px[c] as f64;
+                }
+            }
+        }
+    }
+    sums
+}
+
+/// Applies `steps` to an image of `pixels` pixels in at most two passes: the
+/// steps before a contrast step (whose means need the whole image), then the
+/// contrast step and the rest. Same values as one pass per operation.
+fn apply_steps(data: &mut [f32], pixels: usize, steps: &mut [PixelStep]) {
+    match steps
+        .iter()
+        .position(|s| matches!(s, PixelStep::Contrast(..)))
+    {
+        Some(k) if pixels > 0 => {
+            let sums = run_steps(data, &steps[..k], true);
+            if let PixelStep::Contrast(_, m) = &mut steps[k] {
+                *m = sums.map(|s| (s / pixels as f64) as f32);
+            }
+            run_steps(data, &steps[k..], false);
+        }
+        Some(k) => {
+            // An empty image: the contrast step leaves it as is (then clips).
+            steps[k] = PixelStep::Clip;
+            run_steps(data, steps, false);
+        }
+        None => {
+            run_steps(data, steps, false);
+        }
+    }
+}
+
+/// Draws `color_jitter_rand`'s operations (the permutation, then one uniform
+/// per applied op) and appends them to `steps`.
+fn color_jitter_steps(
+    strength: f32,
+    brightness: BrightnessImpl,
+    rng: &mut Rng,
+    steps: &mut Vec<PixelStep>,
+) {
+    let b = 0.8 * strength;
+    let c = 0.8 * strength;
+    let s = 0.8 * strength;
+    let h = 0.2 * strength;
+    let perm = rng.permutation(4);
+    for op in perm {
+        steps.push(match op {
+            0 if b != 0.0 => match brightness {
+                BrightnessImpl::SimclrV2 => {
+                    PixelStep::Mul(rng.uniform((1.0 - b).max(0.0), 1.0 + b))
+                }
+                BrightnessImpl::SimclrV1 => PixelStep::Add(rng.uniform(-b, b)),
+            },
+            1 if c != 0.0 => PixelStep::Contrast(rng.uniform(1.0 - c, 1.0 + c), [0.0; 3]),
+            2 if s != 0.0 => PixelStep::Saturation(rng.uniform(1.0 - s, 1.0 + s)),
+            3 if h != 0.0 => PixelStep::Hue(rng.uniform(-h, h)),
+            _ => PixelStep::Clip,
+        });
+    }
+}
+
+/// Draws `random_color_jitter`'s steps (§2.4) and appends them to `steps`.
+fn color_distortion_steps(
+    strength: f32,
+    brightness: BrightnessImpl,
+    rng: &mut Rng,
+    steps: &mut Vec<PixelStep>,
+) {
+    if rng.bernoulli(0.8) {
+        color_jitter_steps(strength, brightness, rng, steps);
+    }
+    if rng.bernoulli(0.2) {
+        steps.push(PixelStep::Gray);
+    }
+}
+
 /// Colour jitter in random order (`color_jitter_rand`, §2.4): brightness,
 /// contrast, saturation and hue with maximal magnitudes 0.8s, 0.8s, 0.8s,
 /// 0.2s for strength `s`, in a random permutation, clipping after each;
@@ -597,39 +838,9 @@ pub fn color_jitter_random_order(
     brightness: BrightnessImpl,
     rng: &mut Rng,
 ) {
-    let b = 0.8 * strength;
-    let c = 0.8 * strength;
-    let s = 0.8 * strength;
-    let h = 0.2 * strength;
-    let perm = rng.permutation(4);
-    for op in perm {
-        match op {
-            0 if b != 0.0 => match brightness {
-                BrightnessImpl::SimclrV2 => {
-                    let f = rng.uniform((1.0 - b).max(0.0), 1.0 + b);
-                    brightness_mul(img, f);
-                }
-                BrightnessImpl::SimclrV1 => {
-                    let d = rng.uniform(-b, b);
-                    brightness_add(img, d);
-                }
-            },
-            1 if c != 0.0 => {
-                let f = rng.uniform(1.0 - c, 1.0 + c);
-                adjust_contrast(img, f);
-            }
-            2 if s != 0.0 => {
-                let f = rng.uniform(1.0 - s, 1.0 + s);
-                adjust_saturation(img, f);
-            }
-            3 if h != 0.0 => {
-                let d = rng.uniform(-h, h);
-                adjust_hue(img, d);
-            }
-            _ => {}
-        }
-        clip01(img);
-    }
+    let mut steps = Vec::with_capacity(4);
+    color_jitter_steps(strength, brightness, rng, &mut steps);
+    apply_steps(&mut img.data, img.height * img.width, &mut steps);
 }
 
 /// `random_color_jitter` (§2.4): with probability 0.8 colour jitter in random
@@ -640,12 +851,9 @@ pub fn random_color_distortion(
     brightness: BrightnessImpl,
     rng: &mut Rng,
 ) {
-    if rng.bernoulli(0.8) {
-        color_jitter_random_order(img, strength, brightness, rng);
-    }
-    if rng.bernoulli(0.2) {
-        to_grayscale(img);
-    }
+    let mut steps = Vec::with_capacity(5);
+    color_distortion_steps(strength, brightness, rng, &mut steps);
+    apply_steps(&mut img.data, img.height * img.width, &mut steps);
 }
 
 /// Blur kernel size for an image height: `height // 10` (§2.5).
@@ -674,7 +882,15 @@ pub fn blur_filter(kernel_size: usize, sigma: f32) -> Vec<f32> {
 /// Separable Gaussian blur (`gaussian_blur`, §2.5): horizontal pass then
 /// vertical pass, 'SAME' zero padding, on one HWC image of `h`×`w` pixels
 /// stored in `data` (3 channels). `scratch` must have the same length.
-fn blur_in_place(data: &mut [f32], h: usize, w: usize, filter: &[f32], scratch: &mut [f32]) {
+/// With `clip` each output row is clipped to [0, 1] while still in cache.
+fn blur_in_place(
+    data: &mut [f32],
+    h: usize,
+    w: usize,
+    filter: &[f32],
+    scratch: &mut [f32],
+    clip: bool,
+) {
     let r = (filter.len() / 2) as i64;
     let row = w * 3;
     // Horizontal: scratch <- data * filter along x. Each output accumulates
@@ -714,6 +930,11 @@ fn blur_in_place(data: &mut [f32], h: usize, w: usize, filter: &[f32], scratch: 
                 *o += i * fw;
             }
         }
+        if clip {
+            for v in dst.iter_mut() {
+                *v = v.clamp(0.0, 1.0);
+            }
+        }
     }
 }
 
@@ -722,7 +943,14 @@ pub fn gaussian_blur(img: &ImageF32, kernel_size: usize, sigma: f32) -> ImageF32
     let f = blur_filter(kernel_size, sigma);
     let mut out = img.clone();
     let mut scratch = vec![0f32; img.data.len()];
-    blur_in_place(&mut out.data, img.height, img.width, &f, &mut scratch);
+    blur_in_place(
+        &mut out.data,
+        img.height,
+        img.width,
+        &f,
+        &mut scratch,
+        false,
+    );
     out
 }
 
@@ -738,10 +966,11 @@ pub fn blur_one_of_batch(
     scratch: &mut [f32],
 ) {
     if keep_blurred {
-        blur_in_place(image, h, w, filter, scratch);
-    }
-    for v in image.iter_mut() {
-        *v = v.clamp(0.0, 1.0);
+        blur_in_place(image, h, w, filter, scratch, true);
+    } else {
+        for v in image.iter_mut() {
+            *v = v.clamp(0.0, 1.0);
+        }
     }
 }
 
@@ -758,12 +987,8 @@ pub fn batch_random_blur(images: &mut [f32], n: usize, h: usize, w: usize, p: f3
     let mut scratch = vec![0f32; per];
     for i in 0..n {
         let img = &mut images[i * per..(i + 1) * per];
-        if rng.bernoulli(p) {
-            blur_in_place(img, h, w, &filter, &mut scratch);
-        }
-        for v in img.iter_mut() {
-            *v = v.clamp(0.0, 1.0);
-        }
+        let keep = rng.bernoulli(p);
+        blur_one_of_batch(img, h, w, &filter, keep, &mut scratch);
     }
 }
 
@@ -889,24 +1114,58 @@ pub fn preprocess_for_train(
     cfg: &AugmentConfig,
     rng: &mut Rng,
 ) -> Result<ImageF32, Error> {
+    let mut data = vec![0f32; cfg.image_size * cfg.image_size * 3];
+    preprocess_for_train_into(img, cfg, rng, &mut data)?;
+    Ok(ImageF32 {
+        height: cfg.image_size,
+        width: cfg.image_size,
+        data,
+    })
+}
+
+/// [`preprocess_for_train`] writing the `image_size`×`image_size`×3 view
+/// into `out` (same values, same draws), without allocating the view.
+///
+/// # Errors
+/// As [`preprocess_for_train`]; [`Error::Config`] when `out` has another length.
+pub fn preprocess_for_train_into(
+    img: &ImageU8,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+    out: &mut [f32],
+) -> Result<(), Error> {
     if img.height == 0 || img.width == 0 {
         return Err(Error::Config("empty image".into()));
     }
-    let f = img.to_f32();
-    let mut out = if cfg.crop {
-        random_crop_and_resize(&f, cfg.image_size, cfg.image_size, cfg.resize, rng).0
+    let size = cfg.image_size;
+    if out.len() != size * size * 3 {
+        return Err(Error::Config(format!(
+            "the output buffer holds {} values, not {size}x{size}x3",
+            out.len()
+        )));
+    }
+    if cfg.crop {
+        let params = CropParams::simclr(1.0);
+        let win = sample_distorted_crop(img.height, img.width, &params, rng);
+        let flip = cfg.flip && rng.bernoulli(0.5);
+        crop_resize_u8(img, &win, size, size, cfg.resize, flip, out);
     } else {
-        check_size(img, cfg.image_size)?;
-        f
-    };
-    if cfg.flip && rng.bernoulli(0.5) {
-        flip_left_right(&mut out);
+        check_size(img, size)?;
+        let lut = u8_to_unit();
+        for (o, &v) in out.iter_mut().zip(&img.data) {
+            *o = lut[v as usize];
+        }
+        if cfg.flip && rng.bernoulli(0.5) {
+            flip_rows(out, size, size);
+        }
     }
+    let mut steps = Vec::with_capacity(6);
     if cfg.color_distort {
-        random_color_distortion(&mut out, cfg.color_jitter_strength, cfg.brightness, rng);
+        color_distortion_steps(cfg.color_jitter_strength, cfg.brightness, rng, &mut steps);
     }
-    clip01(&mut out);
-    Ok(out)
+    steps.push(PixelStep::Clip);
+    apply_steps(out, size * size, &mut steps);
+    Ok(())
 }
 
 fn check_size(img: &ImageU8, size: usize) -> Result<(), Error> {

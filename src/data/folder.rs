@@ -151,7 +151,7 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<ImageU8, Error> {
         path: name.to_string(),
         reason: e.to_string(),
     })?;
-    let rgb = img.to_rgb8();
+    let rgb = img.into_rgb8();
     let (w, h) = rgb.dimensions();
     if w == 0 || h == 0 {
         return Err(Error::Decode {

@@ -440,9 +440,8 @@ impl Shared {
                     None => {
                         let mut rng =
                             Rng::new(cfg.seed, &[stream::AUGMENT, epoch, idx as u64, v as u64]);
-                        let img = augment::preprocess_for_train(&ex.image, &cfg.augment, &mut rng)
+                        augment::preprocess_for_train_into(&ex.image, &cfg.augment, &mut rng, out)
                             .map_err(|e| with_example(e, &*self.dataset, idx))?;
-                        out.copy_from_slice(&img.data);
                     }
                 }
                 if let Some(filter) = blur_filters.get(v) {
