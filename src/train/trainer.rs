@@ -334,7 +334,7 @@ impl Trainer {
                 p.blur = c.use_blur;
                 p
             }
-            TrainMode::Finetune => {
+            TrainMode::Finetune | TrainMode::Distill => {
                 PipelineConfig::finetune(c.train_batch_size, self.replicas(), c.image_size, c.seed)
             }
         };
