@@ -127,12 +127,17 @@ impl Teacher {
             .or(recorded)
             .or_else(|| arch.ft_proj_selector_hint())
             .unwrap_or(0);
-        let vars = nn::variables(&model).map_err(|e| bad(path, e))?;
+        let vars = nn::variables_selecting(&model, ft_proj_selector).map_err(|e| bad(path, e))?;
         let opts = import::RestoreOptions {
             allow_missing: true,
             ..Default::default()
         };
-        let restored = import::restore(&vars, &src, &opts).map_err(|e| bad(path, e))?;
+        let restored = import::restore(&vars, &src, &opts).map_err(|e| {
+            bad(
+                path,
+                format!("{e} (the --teacher_* flags override the inferred architecture)"),
+            )
+        })?;
         // The projection head may be absent (SimCLRv1 checkpoints) as long
         // as the supervised head reads the backbone feature.
         let (head, other): (Vec<&String>, Vec<&String>) = restored
