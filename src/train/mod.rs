@@ -16,7 +16,7 @@ pub mod status;
 pub mod teacher;
 pub mod trainer;
 
-pub use config::{DataSpec, InitFrom, RunConfig};
+pub use config::{DataSpec, Distillation, InitFrom, RunConfig};
 pub use status::Status;
 pub use trainer::{from_ckpt, step_inputs, Trainer};
 

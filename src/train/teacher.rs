@@ -202,3 +202,38 @@ impl Teacher {
         })
     }
 }
+
+/// A one-line description of `t` for the log.
+pub fn describe(t: &Teacher) -> String {
+    let m = &t.model;
+    format!(
+        "teacher ResNet-{} {}×{} ({} checkpoint {}{}), supervised head on projection output {}{}",
+        m.resnet_depth,
+        m.width_multiplier,
+        if m.sk_ratio > 0.0 { " SK" } else { "" },
+        t.format,
+        t.path.display(),
+        t.global_step
+            .map(|s| format!(" at step {s}"))
+            .unwrap_or_default(),
+        t.ft_proj_selector,
+        if t.zero_filled.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} projection-head variables absent (unused)",
+                t.zero_filled.len()
+            )
+        }
+    )
+}
+
+/// Replaces by −1 (the distillation step's "unlabelled") the labels of the
+/// examples whose dataset index is not marked in `labelled`.
+pub fn hide_labels(labels: &mut [i32], indices: &[usize], labelled: &[bool]) {
+    for (l, &i) in labels.iter_mut().zip(indices) {
+        if !labelled.get(i).copied().unwrap_or(false) {
+            *l = -1;
+        }
+    }
+}
