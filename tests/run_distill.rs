@@ -138,10 +138,11 @@ fn cifar_student_agreement_with_a_fine_tuned_teacher_rises() {
     let agree = metrics(&student, "teacher_agreement");
     assert_eq!(agree.len(), 20, "one entry per step: {agree:?}");
     let mean = |s: &[(i64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
-    let (first, last) = (mean(&agree[..4]), mean(&agree[16..]));
+    // Step 1 reports the initial student, before any update.
+    let (first, last) = (agree[0].1, mean(&agree[16..]));
     assert!(
-        last > first + 0.1,
-        "agreement rises: first steps {first:.3}, last steps {last:.3}: {agree:?}"
+        last > first + 0.3,
+        "agreement rises: step 1 {first:.3}, last steps {last:.3}: {agree:?}"
     );
     let teacher_acc = metrics(&student, "teacher_acc");
     assert!(teacher_acc.iter().all(|(_, a)| (0.0..=1.0).contains(a)));

@@ -160,7 +160,7 @@ impl DistillConfig {
                 self.teacher.image_size, student.model.image_size
             )));
         }
-        if !(self.temperature > 0.0) {
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
             return Err(Error::Config(format!(
                 "--distill_temperature={} must be positive",
                 self.temperature
