@@ -44,11 +44,11 @@ fn ok(args: &[String]) -> String {
 fn common(model_dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "--dataset=cifar10",
-        "--image_size=16",
+        "--image_size=32",
         "--resnet_depth=18",
         "--eval_split=test",
         "--num_replicas=1",
-        "--train_batch_size=32",
+        "--train_batch_size=16",
         "--eval_batch_size=100",
         "--eval_steps=2",
         "--warmup_epochs=0",
@@ -84,8 +84,8 @@ fn cifar_student_agreement_with_a_fine_tuned_teacher_rises() {
         &[
             "--train_mode=finetune",
             "--labeled_percent=10",
-            "--train_steps=12",
-            "--checkpoint_steps=12",
+            "--train_steps=8",
+            "--checkpoint_steps=8",
         ],
     ));
     assert!(err.contains("10 % labelled subset"), "{err}");
@@ -112,34 +112,34 @@ fn cifar_student_agreement_with_a_fine_tuned_teacher_rises() {
                 "--distill_label_weight=0.2",
                 "--distill_temperature=1",
                 steps,
-                "--checkpoint_steps=10",
+                "--checkpoint_steps=5",
                 mode,
             ],
         )
     };
-    let err = ok(&distill("--train_steps=10", "--mode=train"));
+    let err = ok(&distill("--train_steps=5", "--mode=train"));
     assert!(err.contains("teacher ResNet-18 1×"), "{err}");
     assert!(err.contains("5000 labelled examples"), "{err}");
     // The checkpoint: the student and its optimizer, a record of the teacher.
-    let ck = simclr::ckpt::native::load(&student.join("ckpt-10.safetensors")).expect("checkpoint");
+    let ck = simclr::ckpt::native::load(&student.join("ckpt-5.safetensors")).expect("checkpoint");
     assert!(ck.tensors.keys().all(|k| !k.starts_with("teacher")));
     assert!(ck.tensors.contains_key("base_model/conv2d/kernel/Momentum"));
     assert_eq!(ck.meta["train_mode"], "distill");
     assert_eq!(ck.meta["teacher"]["model"]["resnet_depth"], 18);
     assert!(ck.meta["teacher"]["checkpoint"]
         .as_str()
-        .is_some_and(|p| p.contains("ckpt-12")));
+        .is_some_and(|p| p.contains("ckpt-8")));
 
-    // Resume to step 20, then evaluate the student.
-    let err = ok(&distill("--train_steps=20", "--mode=train_then_eval"));
+    // Resume to step 10, then evaluate the student.
+    let err = ok(&distill("--train_steps=10", "--mode=train_then_eval"));
     assert!(err.contains("resuming from"), "{err}");
     assert!(student.join("result.json").exists(), "{err}");
 
     let agree = metrics(&student, "teacher_agreement");
-    assert_eq!(agree.len(), 20, "one entry per step: {agree:?}");
+    assert_eq!(agree.len(), 10, "one entry per step: {agree:?}");
     let mean = |s: &[(i64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
     // Step 1 reports the initial student, before any update.
-    let (first, last) = (agree[0].1, mean(&agree[16..]));
+    let (first, last) = (agree[0].1, mean(&agree[7..]));
     assert!(
         last > first + 0.3,
         "agreement rises: step 1 {first:.3}, last steps {last:.3}: {agree:?}"
