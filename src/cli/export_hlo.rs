@@ -193,10 +193,10 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         client: c,
         options: default_compile_options(c, replicas),
     });
-    let train_name = match step.train_mode {
-        TrainMode::Pretrain => "pretrain",
-        TrainMode::Finetune => "finetune",
-    };
+    if step.train_mode == TrainMode::Distill {
+        bail!("export_hlo does not export the distill step yet; use --train_mode=finetune to export the student's step");
+    }
+    let train_name = step.train_mode.name();
     let eval_n = flags.eval_batch_size / replicas as i64;
     if eval_n < 1 {
         bail!(

@@ -195,7 +195,7 @@ flags! {
     dataset: String = Str, "imagenet2012", "Name of a dataset (cifar10, fashion_mnist, imagenet2012, imagenet2012_subset/1pct|10pct) or the path of an image folder.";
     cache_dataset: bool = Bool, "false", "Whether to cache the entire dataset in memory.";
     mode: String = Kind::Enum(&["train", "eval", "train_then_eval"]), "train", "Whether to perform training or evaluation.";
-    train_mode: String = Kind::Enum(&["pretrain", "finetune"]), "pretrain", "The train mode controls different objectives and trainable components.";
+    train_mode: String = Kind::Enum(&["pretrain", "finetune", "distill"]), "pretrain", "The train mode controls different objectives and trainable components (distill: SimCLRv2's third stage, the student learns the class distribution of a frozen --teacher_checkpoint).";
     lineareval_while_pretraining: bool = Bool, "true", "Whether to finetune supervised head while pretraining.";
     checkpoint: Option<String> = Str, "", "Loading from the given checkpoint for fine-tuning if a finetuning checkpoint does not already exist in model_dir.";
     variable_schema: String = Str, "?!global_step", "This defines whether some variable from the checkpoint should be loaded.";
@@ -242,6 +242,18 @@ flags! {
     process_id: i64 = Int, "-1", "simclr: this process, 0 to num_processes-1 (-1: SIMCLR_PROCESS_ID, JAX_PROCESS_ID, the TPU VM's TPU_WORKER_ID).";
     initialization_timeout: f64 = Float, "300", "simclr: seconds to wait for every process of the job to join, and at each checkpoint barrier.";
     heartbeat_timeout_seconds: f64 = Float, "100", "simclr: seconds of silence after which a process of the job counts as dead and the others stop.";
+    teacher_checkpoint: Option<String> = Str, "", "simclr: --train_mode=distill: the fine-tuned teacher (a simclr model_dir or .safetensors, or a TensorFlow checkpoint); its architecture is inferred from the tensors as `simclr ckpt info` does. The student is built by the usual model flags.";
+    teacher_resnet_depth: i64 = Int, "0", "simclr: the teacher's --resnet_depth (0: inferred from --teacher_checkpoint).";
+    teacher_width_multiplier: i64 = Int, "0", "simclr: the teacher's --width_multiplier (0: inferred).";
+    teacher_sk_ratio: f64 = Float, "-1", "simclr: the teacher's --sk_ratio (negative: inferred).";
+    teacher_se_ratio: f64 = Float, "-1", "simclr: the teacher's --se_ratio (negative: inferred).";
+    teacher_proj_head_mode: String = Kind::Enum(&["auto", "none", "linear", "nonlinear"]), "auto", "simclr: the teacher's --proj_head_mode (auto: inferred).";
+    teacher_num_proj_layers: i64 = Int, "0", "simclr: the teacher's --num_proj_layers (0: inferred).";
+    teacher_proj_out_dim: i64 = Int, "0", "simclr: the teacher's --proj_out_dim (0: inferred).";
+    teacher_ft_proj_selector: Option<String> = Str, "", "simclr: the teacher's --ft_proj_selector (unset: as recorded in a simclr checkpoint, else -1 when the supervised head reads the head output, else 0).";
+    distill_temperature: f64 = Float, "1.0", "simclr: temperature τ of the distillation loss: cross-entropy between softmax(teacher logits/τ) and softmax(student logits/τ).";
+    distill_label_weight: f64 = Float, "0.0", "simclr: weight w of the supervised loss on the labelled examples in distillation: w·supervised + (1−w)·distillation (the paper's α is 1−w; 0: labels unused).";
+    labeled_percent: f64 = Float, "100", "simclr: keep the labels of this percentage of the training split: a fixed per-class subset, the first ceil(p·n_c/100) examples of each class c in dataset order. finetune trains on that subset; distill trains on every example and uses the subset's labels for --distill_label_weight and its accuracy metrics.";
 }
 
 fn spec(name: &str) -> Option<&'static FlagSpec> {
@@ -401,6 +413,65 @@ impl RunFlags {
         {
             e.push("step and epoch counts cannot be negative".into());
         }
+        if self.train_mode == "distill" && self.teacher_checkpoint.is_none() {
+            e.push("--train_mode=distill needs --teacher_checkpoint: a fine-tuned simclr model_dir or TensorFlow checkpoint (simclr run --train_mode=finetune writes one)".into());
+        }
+        if self.train_mode != "distill" {
+            let set: Vec<&str> = [
+                ("teacher_checkpoint", self.teacher_checkpoint.is_some()),
+                ("teacher_resnet_depth", self.teacher_resnet_depth != 0),
+                (
+                    "teacher_width_multiplier",
+                    self.teacher_width_multiplier != 0,
+                ),
+                (
+                    "teacher_proj_head_mode",
+                    self.teacher_proj_head_mode != "auto",
+                ),
+                (
+                    "teacher_ft_proj_selector",
+                    self.teacher_ft_proj_selector.is_some(),
+                ),
+            ]
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(n, _)| *n)
+            .collect();
+            if !set.is_empty() {
+                e.push(format!(
+                    "--{} only applies to --train_mode=distill",
+                    set.join(", --")
+                ));
+            }
+        }
+        if self.distill_temperature <= 0.0 {
+            e.push(format!(
+                "--distill_temperature={} must be positive",
+                self.distill_temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.distill_label_weight) {
+            e.push(format!(
+                "--distill_label_weight={} must lie in [0, 1]",
+                self.distill_label_weight
+            ));
+        }
+        if !(self.labeled_percent > 0.0 && self.labeled_percent <= 100.0) {
+            e.push(format!(
+                "--labeled_percent={} must lie in (0, 100]",
+                self.labeled_percent
+            ));
+        }
+        if self.labeled_percent < 100.0 && self.train_mode == "pretrain" {
+            e.push("--labeled_percent only applies to --train_mode=finetune or distill (pretraining uses no labels)".into());
+        }
+        if let Some(sel) = &self.teacher_ft_proj_selector {
+            if sel.parse::<i32>().is_err() {
+                e.push(format!(
+                    "--teacher_ft_proj_selector={sel}: expected an integer"
+                ));
+            }
+        }
         if self.variable_schema != "?!global_step" {
             if let Err(err) = fancy_regex_check(&self.variable_schema) {
                 e.push(format!("--variable_schema={}: {err}", self.variable_schema));
@@ -544,5 +615,49 @@ mod tests {
             "{e}"
         );
         assert!(e.0.iter().any(|m| m.contains("--resnet_depth=42")), "{e}");
+    }
+
+    #[test]
+    fn distillation_flags_are_checked() {
+        let f = RunFlags::parse(&args(&[
+            "--train_mode=distill",
+            "--distill_temperature=0",
+            "--distill_label_weight=1.5",
+            "--labeled_percent=0",
+            "--teacher_ft_proj_selector=x",
+        ]))
+        .expect("parses");
+        let e = f.validate(1).expect_err("invalid");
+        for want in [
+            "needs --teacher_checkpoint",
+            "--distill_temperature=0 must be positive",
+            "--distill_label_weight=1.5 must lie in [0, 1]",
+            "--labeled_percent=0 must lie in (0, 100]",
+            "--teacher_ft_proj_selector=x: expected an integer",
+        ] {
+            assert!(e.0.iter().any(|m| m.contains(want)), "{want}: {e}");
+        }
+        let f = RunFlags::parse(&args(&[
+            "--teacher_checkpoint=/t",
+            "--teacher_resnet_depth=50",
+        ]))
+        .expect("parses");
+        let e = f.validate(1).expect_err("teacher without distill");
+        assert!(
+            e.0.iter().any(|m| m.contains(
+                "--teacher_checkpoint, --teacher_resnet_depth only applies to --train_mode=distill"
+            )),
+            "{e}"
+        );
+        let f = RunFlags::parse(&args(&[
+            "--train_mode=distill",
+            "--teacher_checkpoint=/t",
+            "--distill_label_weight=0.5",
+            "--labeled_percent=10",
+        ]))
+        .expect("parses");
+        assert_eq!(f.validate(1), Ok(()));
+        assert_eq!(RunFlags::default().distill_temperature, 1.0);
+        assert_eq!(RunFlags::default().distill_label_weight, 0.0);
     }
 }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_input;
 pub mod ckpt;
 pub mod devices;
+pub mod distill;
 pub mod export_hlo;
 pub mod features;
 pub mod flags;

@@ -12,7 +12,7 @@ use crate::pjrt::client::MultiProcess;
 use crate::pjrt::{Client, ClientOptions};
 use crate::simclr::schedule::{epoch_steps, train_steps};
 use crate::simclr::{LrScaling, OptimizerConfig, OptimizerKind, Schedule, StepConfig, TrainMode};
-use crate::train::{DataSpec, InitFrom, RunConfig, Trainer};
+use crate::train::{DataSpec, Distillation, InitFrom, RunConfig, Trainer};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -177,8 +177,20 @@ pub fn run_config(flags: &RunFlags, replicas: usize) -> Result<RunConfig> {
     })?);
     let data = data_spec(f);
     let train_ds = data.open(&f.train_split)?;
-    let n = train_ds.len() as i64;
+    // Fine-tuning on a labelled subset counts its epochs in that subset.
+    let n = if f.train_mode == "finetune" && f.labeled_percent < 100.0 {
+        data::labelled_subset(train_ds.as_ref(), f.labeled_percent)?.len() as i64
+    } else {
+        train_ds.len() as i64
+    };
     let step = step_config(f, replicas, n, u32::try_from(train_ds.num_classes())?)?;
+    // The teacher is read for training only (evaluation needs the student).
+    let distill = if step.train_mode == TrainMode::Distill && f.mode != "eval" {
+        let (teacher, config) = super::distill::teacher(f, &step)?;
+        Some(Distillation { teacher, config })
+    } else {
+        None
+    };
     let checkpoint_every = if f.checkpoint_steps > 0 {
         f.checkpoint_steps
     } else {
@@ -212,6 +224,8 @@ pub fn run_config(flags: &RunFlags, replicas: usize) -> Result<RunConfig> {
         overlap_steps: f.overlap_steps,
         proj_head_mode: f.proj_head_mode.clone(),
         record: f.to_json(),
+        labeled_percent: f.labeled_percent,
+        distill,
     })
 }
 
@@ -252,10 +266,10 @@ pub fn step_config(
     };
     let step = StepConfig {
         model,
-        train_mode: if flags.train_mode == "finetune" {
-            TrainMode::Finetune
-        } else {
-            TrainMode::Pretrain
+        train_mode: match flags.train_mode.as_str() {
+            "finetune" => TrainMode::Finetune,
+            "distill" => TrainMode::Distill,
+            _ => TrainMode::Pretrain,
         },
         per_replica_batch: b / replicas.max(1) as i64,
         num_replicas: replicas,

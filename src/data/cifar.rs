@@ -200,6 +200,13 @@ impl Dataset for Cifar10 {
         NUM_CLASSES
     }
 
+    fn label(&self, index: usize) -> Result<i32, Error> {
+        match self.labels.get(index) {
+            Some(&l) => Ok(i32::from(l)),
+            None => self.get(index).map(|e| e.label),
+        }
+    }
+
     fn get(&self, index: usize) -> Result<Example, Error> {
         match (self.image_bytes(index), self.labels.get(index)) {
             (Some(bytes), Some(&label)) => Ok(Example {

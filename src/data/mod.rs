@@ -161,6 +161,14 @@ pub trait Dataset: Send + Sync {
     /// # Errors
     /// I/O and decoding errors, naming the file.
     fn get(&self, index: usize) -> Result<Example, Error>;
+    /// The label of example `index` (readers that hold labels apart from
+    /// the images answer without decoding).
+    ///
+    /// # Errors
+    /// As [`Dataset::get`].
+    fn label(&self, index: usize) -> Result<i32, Error> {
+        Ok(self.get(index)?.label)
+    }
     /// A short description for logs (`cifar10/train`, a folder path, ...).
     fn describe(&self) -> String;
 }
@@ -347,5 +355,133 @@ impl Dataset for InMemory {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+/// The fixed per-class labelled subset of `--labeled_percent`: for every
+/// class c with n_c examples, the first ⌈p·n_c/100⌉ of them in dataset
+/// order (CIFAR-10 at 10 %: 500 of each class, 5,000 in all). Returns the
+/// dataset indices in increasing order.
+///
+/// # Errors
+/// [`Error::Config`] for a percentage outside (0, 100], and the reader's
+/// errors.
+pub fn labelled_subset(ds: &dyn Dataset, percent: f64) -> Result<Vec<usize>, Error> {
+    if !(percent > 0.0 && percent <= 100.0) {
+        return Err(Error::Config(format!(
+            "--labeled_percent={percent} must lie in (0, 100]"
+        )));
+    }
+    let labels = (0..ds.len())
+        .map(|i| ds.label(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut per_class = vec![0usize; ds.num_classes()];
+    for &l in &labels {
+        if let Some(c) = usize::try_from(l).ok().and_then(|l| per_class.get_mut(l)) {
+            *c += 1;
+        }
+    }
+    let quota: Vec<usize> = per_class
+        .iter()
+        .map(|&n| ((n as f64) * percent / 100.0 - 1e-9).ceil().max(0.0) as usize)
+        .collect();
+    let mut taken = vec![0usize; quota.len()];
+    let mut out = Vec::new();
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(c) = usize::try_from(l).ok().filter(|&c| c < quota.len()) {
+            if taken[c] < quota[c] {
+                taken[c] += 1;
+                out.push(i);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The examples of another dataset at the given indices, in that order
+/// (the labelled subset a fine-tuning run trains on).
+pub struct Subset {
+    inner: std::sync::Arc<dyn Dataset>,
+    indices: Vec<usize>,
+    name: String,
+}
+
+impl Subset {
+    /// The examples `indices` of `inner`, described as `name`.
+    pub fn new(inner: std::sync::Arc<dyn Dataset>, indices: Vec<usize>, name: &str) -> Subset {
+        Subset {
+            inner,
+            indices,
+            name: name.to_string(),
+        }
+    }
+
+    fn inner_index(&self, index: usize) -> Result<usize, Error> {
+        self.indices.get(index).copied().ok_or_else(|| {
+            Error::Config(format!(
+                "example index {index} out of range ({} examples in {})",
+                self.indices.len(),
+                self.name
+            ))
+        })
+    }
+}
+
+impl Dataset for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.inner.num_classes()
+    }
+
+    fn get(&self, index: usize) -> Result<Example, Error> {
+        self.inner.get(self.inner_index(index)?)
+    }
+
+    fn label(&self, index: usize) -> Result<i32, Error> {
+        self.inner.label(self.inner_index(index)?)
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::*;
+
+    fn tiny(labels: &[i32]) -> InMemory {
+        let ex = labels
+            .iter()
+            .map(|&label| Example {
+                image: ImageU8 {
+                    height: 1,
+                    width: 1,
+                    data: vec![0, 0, 0],
+                },
+                label,
+            })
+            .collect();
+        InMemory::new(ex, 3, "tiny").expect("valid")
+    }
+
+    #[test]
+    fn labelled_subset_takes_the_first_examples_of_each_class() {
+        // Class 0: 4 examples, class 1: 3, class 2: 1.
+        let ds = tiny(&[0, 1, 0, 2, 1, 0, 0, 1]);
+        assert_eq!(
+            labelled_subset(&ds, 50.0).expect("subset"),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(labelled_subset(&ds, 25.0).expect("subset"), vec![0, 1, 3]);
+        assert_eq!(labelled_subset(&ds, 100.0).expect("subset").len(), 8);
+        assert!(labelled_subset(&ds, 0.0).is_err());
+        let sub = Subset::new(std::sync::Arc::new(ds), vec![1, 3], "sub");
+        assert_eq!(sub.len(), 2);
+        assert_eq!(sub.label(1).expect("label"), 2);
+        assert!(sub.get(2).is_err());
     }
 }

@@ -233,12 +233,25 @@ pub fn forward(
 /// Traces the model on a batch of one image and returns its variables, for
 /// counting and naming without compiling anything.
 pub fn variables(cfg: &ModelConfig) -> Result<Vec<Variable>, Error> {
+    variables_selecting(cfg, 0)
+}
+
+/// [`variables`] of the model whose supervised head reads projection-list
+/// entry `ft_proj_selector` (its kernel's input width depends on it).
+pub fn variables_selecting(
+    cfg: &ModelConfig,
+    ft_proj_selector: i32,
+) -> Result<Vec<Variable>, Error> {
     cfg.validate()?;
     let b = Builder::new("model", 1);
     let s = i64::from(cfg.image_size);
     let x = b.parameter("images", Shape::new(ElementType::F32, [1, s, s, 3]));
     let mut store = Store::new(&b);
-    forward(&mut store, cfg, &x, &ForwardOptions::inference())?;
+    let opts = ForwardOptions {
+        ft_proj_selector,
+        ..ForwardOptions::inference()
+    };
+    forward(&mut store, cfg, &x, &opts)?;
     b.check()?;
     Ok(store.variables().to_vec())
 }

@@ -53,6 +53,7 @@ pub struct Store {
     counters: HashMap<String, usize>,
     updates: Vec<(usize, Tensor)>,
     block: i32,
+    param_prefix: String,
 }
 
 impl Store {
@@ -64,6 +65,18 @@ impl Store {
             counters: HashMap::new(),
             updates: vec![],
             block: 0,
+            param_prefix: String::new(),
+        }
+    }
+
+    /// An empty store whose variables become entry parameters named
+    /// `<prefix><TF1 name>` (a second network in the same program, such as
+    /// a distillation teacher, under its own names); [`Variable::name`]
+    /// stays the TF1 name so checkpoints map as usual.
+    pub fn with_param_prefix(builder: &Builder, prefix: &str) -> Store {
+        Store {
+            param_prefix: prefix.to_string(),
+            ..Store::new(builder)
         }
     }
 
@@ -88,7 +101,9 @@ impl Store {
     /// Creates variable `name` (the next entry parameter) and returns it.
     pub fn variable(&mut self, name: &str, dims: &[i64], trainable: bool, init: Init) -> Tensor {
         let shape = Shape::new(ElementType::F32, dims);
-        let tensor = self.builder.parameter(name, shape.clone());
+        let tensor = self
+            .builder
+            .parameter(&format!("{}{name}", self.param_prefix), shape.clone());
         self.vars.push(Variable {
             name: name.to_string(),
             shape,

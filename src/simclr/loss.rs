@@ -146,3 +146,128 @@ pub fn nt_xent(z: &Tensor, hidden_norm: bool, temperature: f64, gather: bool) ->
         entropy,
     }
 }
+
+/// Index of each row's largest value of `[n, m]` logits as `s32[n]` (the
+/// first one on ties).
+pub fn argmax(logits: &Tensor) -> Tensor {
+    let d = logits.dims();
+    let (n, m) = (d[0], d[1]);
+    let top = logits
+        .reduce_max(&[1])
+        .reshape(&[n, 1])
+        .broadcast_to(&[n, m]);
+    let is_top = logits
+        .compare(ComparisonDirection::Eq, &top)
+        .convert(ElementType::F32);
+    // m − j for a maximal column j, 0 elsewhere: the row maximum is m − first j.
+    let rev = logits.scalar_like(m as f64)
+        - logits
+            .iota_like(Shape::new(ElementType::S32, [n, m]), 1)
+            .convert(ElementType::F32);
+    (logits.scalar_like(m as f64) - (is_top * rev).reduce_max(&[1])).convert(ElementType::S32)
+}
+
+/// Row-wise log-softmax of `[n, m]` logits.
+pub fn log_softmax(x: &Tensor) -> Tensor {
+    let n = x.dims()[0];
+    x - logsumexp(x).reshape(&[n, 1])
+}
+
+/// The distillation loss of SimCLRv2 and its metric, on one replica's
+/// examples (see [`distillation`]).
+#[derive(Clone, Debug)]
+pub struct Distillation {
+    /// Mean over the rows of `−Σ_y p_T(y) log p_S(y)` (scalar).
+    pub loss: Tensor,
+    /// Fraction of rows whose student top-1 class is the teacher's.
+    pub agreement: Tensor,
+}
+
+/// Cross-entropy between the teacher's and the student's class
+/// distributions softened by `temperature` τ, averaged over the `n` rows of
+/// the `[n, K]` logits:
+///
+/// `L = −(1/n) Σ_i Σ_y softmax(t_i/τ)_y · log softmax(s_i/τ)_y`.
+///
+/// The teacher side is a constant (its gradient is stopped).
+pub fn distillation(student: &Tensor, teacher: &Tensor, temperature: f64) -> Distillation {
+    let inv = 1.0 / temperature;
+    let t = teacher.stop_gradient() * inv;
+    let p_t = log_softmax(&t).exp();
+    let log_p_s = log_softmax(&(student * inv));
+    let loss = (&p_t * &log_p_s).sum(&[1]).mean(&[0]).neg();
+    let agreement = top_k_correct(&student.stop_gradient(), &argmax(&t), 1).mean(&[0]);
+    Distillation { loss, agreement }
+}
+
+/// Per-replica share of a mean over the labelled rows of the global batch:
+/// `R · Σ_i m_i v_i / max(Σ_replicas Σ_i m_i, 1)` for `f32[n]` values and
+/// 0/1 mask, so that the mean over the R replicas is the global mean.
+pub fn labelled_mean(values: &Tensor, mask: &Tensor, replicas: usize) -> Tensor {
+    let mut count = mask.sum(&[0]);
+    if replicas > 1 {
+        count = count.all_reduce_sum(ReplicaGroups::All);
+    }
+    let count = count.max(&count.scalar_like(1.0)).stop_gradient();
+    (values * mask).sum(&[0]) * (replicas as f64) / count
+}
+
+/// What [`distill_objective`] traces (per replica; the cross-replica mean
+/// of each is its global-batch value).
+#[derive(Clone, Debug)]
+pub struct DistillObjective {
+    /// `w · supervised + (1 − w) · distill` (no weight decay).
+    pub loss: Tensor,
+    /// The distillation cross-entropy at temperature τ.
+    pub distill_loss: Tensor,
+    /// Fraction of examples whose student top-1 class is the teacher's.
+    pub agreement: Tensor,
+    /// Softmax cross-entropy (τ = 1) of the student on the labelled examples.
+    pub supervised_loss: Tensor,
+    /// The student's top-1 accuracy on the labelled examples.
+    pub supervised_acc: Tensor,
+    /// The teacher's top-1 accuracy on the labelled examples.
+    pub teacher_acc: Tensor,
+}
+
+/// The objective of the distillation step (formulas at
+/// [`super::step::distill_program`]) on `[n, K]` student and teacher
+/// logits and `s32[n]` labels (−1: unlabelled), with `label_weight` w, on
+/// one of `replicas` replicas.
+pub fn distill_objective(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    temperature: f64,
+    label_weight: f64,
+    replicas: usize,
+) -> DistillObjective {
+    let k = student.dims()[1];
+    let teacher = teacher.stop_gradient();
+    let dist = distillation(student, &teacher, temperature);
+    let mask = labels
+        .compare(ComparisonDirection::Ge, &labels.scalar_like(0.0))
+        .convert(ElementType::F32);
+    let onehot = one_hot(labels, k);
+    let ce = logsumexp(student) - (&onehot * student).sum(&[1]);
+    let supervised_loss = labelled_mean(&ce, &mask, replicas);
+    let supervised_acc = labelled_mean(
+        &top_k_correct(&student.stop_gradient(), labels, 1),
+        &mask,
+        replicas,
+    );
+    let teacher_acc = labelled_mean(&top_k_correct(&teacher, labels, 1), &mask, replicas);
+    let loss = if label_weight > 0.0 {
+        &supervised_loss * label_weight + &dist.loss * (1.0 - label_weight)
+    } else {
+        dist.loss.clone()
+    };
+    DistillObjective {
+        loss,
+        distill_loss: dist.loss,
+        agreement: dist.agreement,
+        supervised_loss,
+        supervised_acc,
+        teacher_acc,
+    }
+}

@@ -9,4 +9,7 @@ pub mod step;
 
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use schedule::{LrScaling, Schedule};
-pub use step::{eval_program, train_program, Output, StepConfig, StepProgram, TrainMode};
+pub use step::{
+    distill_program, eval_program, train_program, DistillConfig, Output, StepConfig, StepProgram,
+    TrainMode,
+};

@@ -5,12 +5,18 @@
 //!   update with the learning rate computed from the step counter, BN
 //!   moving-average updates, step + 1; every changed piece of state is an
 //!   output aliased to its input, so nothing is copied between steps.
+//! * **distill**: the train step of SimCLRv2's third stage: a frozen
+//!   teacher network, traced in inference mode inside the same program on
+//!   the same images, supplies soft targets for the student (see
+//!   [`distill_program`]).
 //! * **eval**: forward in inference mode; logits and features per example.
 //!
 //! Entry parameters, in order: inputs (images, labels), every model
-//! variable (creation order), the global step, then optimizer slots.
+//! variable (creation order), the teacher's variables (distill only, named
+//! `teacher/<TF1 name>`, never written), the global step, then optimizer
+//! slots.
 
-use super::loss::{nt_xent, one_hot, softmax_cross_entropy, top_k_correct};
+use super::loss::{distill_objective, nt_xent, one_hot, softmax_cross_entropy, top_k_correct};
 use super::optim::{l2_in_loss, update, OptimizerConfig};
 use super::schedule::Schedule;
 use crate::ir::{Builder, ComparisonDirection, ElementType, Module, ReplicaGroups, Shape, Tensor};
@@ -24,14 +30,18 @@ pub enum TrainMode {
     Pretrain,
     /// Supervised fine-tuning / linear evaluation on one view.
     Finetune,
+    /// Distillation of a frozen teacher into the student on one view
+    /// (SimCLRv2's third stage; [`distill_program`]).
+    Distill,
 }
 
 impl TrainMode {
-    /// The flag value: `pretrain` or `finetune`.
+    /// The `--train_mode` value.
     pub fn name(self) -> &'static str {
         match self {
             TrainMode::Pretrain => "pretrain",
             TrainMode::Finetune => "finetune",
+            TrainMode::Distill => "distill",
         }
     }
 }
@@ -97,6 +107,75 @@ pub const TRAIN_METRICS: [&str; 9] = [
     "nonfinite",
 ];
 
+/// Names of the distill step's `metrics` output, in order. The supervised
+/// and teacher accuracies are taken over the labelled examples of the batch
+/// (0 when it has none).
+pub const DISTILL_METRICS: [&str; 9] = [
+    "total_loss",
+    "distill_loss",
+    "teacher_agreement",
+    "supervised_loss",
+    "supervised_acc",
+    "teacher_acc",
+    "weight_decay",
+    "learning_rate",
+    "nonfinite",
+];
+
+/// The teacher and the loss of the distillation step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DistillConfig {
+    /// The teacher's network (its `image_size` must be the student's, its
+    /// classes the dataset's).
+    pub teacher: ModelConfig,
+    /// Which projection-head output feeds the teacher's supervised head
+    /// (its `--ft_proj_selector` when it was fine-tuned).
+    pub teacher_ft_proj_selector: i32,
+    /// `--distill_temperature` τ.
+    pub temperature: f64,
+    /// `--distill_label_weight` w: weight of the supervised loss on the
+    /// labelled examples; the distillation loss gets 1 − w.
+    pub label_weight: f64,
+}
+
+impl DistillConfig {
+    /// Checks the teacher against the student's configuration.
+    pub fn validate(&self, student: &StepConfig) -> Result<(), Error> {
+        self.teacher.validate()?;
+        if student.train_mode != TrainMode::Distill {
+            return Err(Error::Config(format!(
+                "a teacher is only used with --train_mode=distill, not {}",
+                student.train_mode.name()
+            )));
+        }
+        if self.teacher.num_classes != student.model.num_classes {
+            return Err(Error::Config(format!(
+                "the teacher has {} classes but the dataset has {}; distill a teacher fine-tuned on this dataset",
+                self.teacher.num_classes, student.model.num_classes
+            )));
+        }
+        if self.teacher.image_size != student.model.image_size {
+            return Err(Error::Config(format!(
+                "the teacher is traced at --image_size={} but the student at {}; both see the same images",
+                self.teacher.image_size, student.model.image_size
+            )));
+        }
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
+            return Err(Error::Config(format!(
+                "--distill_temperature={} must be positive",
+                self.temperature
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.label_weight) {
+            return Err(Error::Config(format!(
+                "--distill_label_weight={} must lie in [0, 1]",
+                self.label_weight
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One model variable as the step sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateVar {
@@ -136,12 +215,19 @@ pub struct StepProgram {
     pub inputs: Vec<Shape>,
     /// Model variables; parameter `inputs.len() + i` is variable i.
     pub vars: Vec<StateVar>,
+    /// The distillation teacher's variables (TF1 names), read but never
+    /// written; parameter `inputs.len() + vars.len() + i` is teacher
+    /// variable i (named `teacher/<name>` in the program). Empty otherwise.
+    pub teacher_vars: Vec<StateVar>,
     /// Parameter number of the global step (`s64[]`), train only.
     pub step_param: Option<usize>,
     /// Optimizer slots; parameter `step_param + 1 + j` is slot j.
     pub slots: Vec<SlotVar>,
     /// Output layout: what each output is.
     pub outputs: Vec<Output>,
+    /// Names of the entries of the [`Output::Metrics`] output
+    /// ([`TRAIN_METRICS`] or [`DISTILL_METRICS`]; empty for eval).
+    pub metrics: Vec<&'static str>,
 }
 
 /// What one output of a step program holds.
@@ -153,7 +239,7 @@ pub enum Output {
     Step,
     /// The new value of slot j.
     Slot(usize),
-    /// `f32[TRAIN_METRICS.len()]`.
+    /// `f32[metrics.len()]` (see [`StepProgram::metrics`]).
     Metrics,
     /// A named per-example tensor of the eval program.
     Named(String),
@@ -197,7 +283,7 @@ impl StepConfig {
     fn views(&self) -> i64 {
         match self.train_mode {
             TrainMode::Pretrain => 2,
-            TrainMode::Finetune => 1,
+            TrainMode::Finetune | TrainMode::Distill => 1,
         }
     }
 
@@ -216,7 +302,7 @@ impl StepConfig {
         }
         match self.train_mode {
             TrainMode::Pretrain => v.block != 6 || self.lineareval_while_pretraining,
-            TrainMode::Finetune => match v.block {
+            TrainMode::Finetune | TrainMode::Distill => match v.block {
                 6 => true,
                 5 => false,
                 b => b > self.fine_tune_after_block,
@@ -225,23 +311,91 @@ impl StepConfig {
     }
 }
 
-/// Traces the training step for `cfg`.
+/// Traces the training step for `cfg` (pretrain or finetune; distillation
+/// needs its teacher: [`distill_program`]).
 pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
+    if cfg.train_mode == TrainMode::Distill {
+        return Err(Error::Config(
+            "--train_mode=distill needs a teacher: trace it with distill_program".into(),
+        ));
+    }
+    trace_train(cfg, None)
+}
+
+/// Traces the distillation step of SimCLRv2 (Chen et al. 2020, "Big
+/// Self-Supervised Models are Strong Semi-Supervised Learners", §2, eq. 2–3).
+///
+/// The teacher `T` (frozen: inference-mode batch norm, no gradient, its
+/// variables inputs that are never written) and the student `S` (training
+/// mode, like fine-tuning) see the same augmented images `x_i`. With the
+/// class distributions softened by the temperature τ
+///
+/// ```text
+/// P(y | x; τ) = exp(f(x)[y] / τ) / Σ_y' exp(f(x)[y'] / τ)
+/// ```
+///
+/// the distillation loss is the cross-entropy of the student against the
+/// teacher,
+///
+/// ```text
+/// L_distill = −(1/N) Σ_i Σ_y P_T(y | x_i; τ) · log P_S(y | x_i; τ),
+/// ```
+///
+/// averaged over the N examples of the global batch, labelled or not. With
+/// labels (`labels[i] ≥ 0`; −1 marks an unlabelled example) and the label
+/// weight w = `--distill_label_weight`, the loss minimised is
+///
+/// ```text
+/// L = w · L_sup + (1 − w) · L_distill + weight decay,
+/// L_sup = −(1/N_L) Σ_{i labelled} log P_S(y_i | x_i; 1),
+/// ```
+///
+/// N_L being the labelled examples of the global batch. The paper writes
+/// the weighted sum as `(1 − α) L_sup + α L_distill`, so w = 1 − α; w = 0
+/// (the default) is the paper's pure distillation on unlabelled data.
+/// Every replica computes its share so that the cross-replica mean of the
+/// losses and gradients equals the global-batch ones for any R.
+///
+/// Metrics ([`DISTILL_METRICS`]): the losses, `teacher_agreement` (the
+/// fraction of examples whose student top-1 class is the teacher's), the
+/// student's and the teacher's top-1 accuracy on the labelled examples.
+pub fn distill_program(cfg: &StepConfig, distill: &DistillConfig) -> Result<StepProgram, Error> {
+    trace_train(cfg, Some(distill))
+}
+
+fn trace_train(cfg: &StepConfig, distill: Option<&DistillConfig>) -> Result<StepProgram, Error> {
     cfg.validate()?;
+    match (cfg.train_mode, distill) {
+        (TrainMode::Distill, Some(d)) => d.validate(cfg)?,
+        (TrainMode::Distill, None) => {
+            return Err(Error::Config(
+                "--train_mode=distill needs a teacher (--teacher_checkpoint)".into(),
+            ))
+        }
+        (mode, Some(_)) => {
+            return Err(Error::Config(format!(
+                "a teacher is only used with --train_mode=distill, not {}",
+                mode.name()
+            )))
+        }
+        _ => {}
+    }
     let n = cfg.per_replica_batch;
     let views = cfg.views();
+    let r = cfg.num_replicas;
     let b = Builder::new(
         match cfg.train_mode {
             TrainMode::Pretrain => "pretrain_step",
             TrainMode::Finetune => "finetune_step",
+            TrainMode::Distill => "distill_step",
         },
-        cfg.num_replicas,
+        r,
     );
     let images = b.parameter("images", cfg.image_shape(views * n));
     let labels = b.parameter("labels", Shape::new(ElementType::S32, [n]));
     let mut store = Store::new(&b);
     let backbone_bn = match cfg.train_mode {
-        TrainMode::Finetune if cfg.fine_tune_after_block >= 4 => BnMode::Infer,
+        TrainMode::Finetune | TrainMode::Distill if cfg.fine_tune_after_block >= 4 => BnMode::Infer,
         _ => cfg.bn_train(),
     };
     let opts = nn::ForwardOptions {
@@ -253,8 +407,10 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
     };
     let out = nn::forward(&mut store, &cfg.model, &images, &opts)?;
     let zero = b.scalar(ElementType::F32, 0.0);
-    let (contrast_loss, contrast_acc, contrast_entropy, sup_loss, sup_acc) = match cfg.train_mode {
-        TrainMode::Pretrain => {
+    let k = i64::from(cfg.model.num_classes);
+    // The first five metrics of the mode, then weight decay, lr, nonfinite.
+    let (loss, mode_metrics, teacher_vars) = match (cfg.train_mode, distill) {
+        (TrainMode::Pretrain, _) => {
             let c = {
                 let _s = b.scope("contrastive_loss");
                 nt_xent(
@@ -264,27 +420,79 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
                     true,
                 )
             };
-            if cfg.lineareval_while_pretraining {
+            let (sup_loss, sup_acc) = if cfg.lineareval_while_pretraining {
                 // The supervised head sees a stop-gradient copy of the
                 // selected projection output of both views (2n rows).
                 let _s = b.scope("linear_eval");
                 let labels2 = labels.concat(&[&labels], 0);
                 let logits = out.logits_sup.clone();
-                let k = i64::from(cfg.model.num_classes);
                 let loss = softmax_cross_entropy(&logits, &one_hot(&labels2, k), None);
                 let acc = top_k_correct(&logits.stop_gradient(), &labels2, 1).mean(&[0]);
-                (c.loss, c.accuracy, c.entropy, loss, acc)
+                (loss, acc)
             } else {
-                (c.loss, c.accuracy, c.entropy, zero.clone(), zero.clone())
-            }
+                (zero.clone(), zero.clone())
+            };
+            let total = &c.loss + &sup_loss;
+            (
+                total,
+                [c.loss, c.accuracy, c.entropy, sup_loss, sup_acc],
+                vec![],
+            )
         }
-        TrainMode::Finetune => {
+        (TrainMode::Distill, Some(d)) => {
+            let mut teacher_store = Store::with_param_prefix(&b, "teacher/");
+            let teacher = {
+                let _s = b.scope("teacher");
+                let topts = nn::ForwardOptions {
+                    ft_proj_selector: d.teacher_ft_proj_selector,
+                    ..nn::ForwardOptions::inference()
+                };
+                nn::forward(&mut teacher_store, &d.teacher, &images, &topts)?
+            };
+            let _s = b.scope("distillation_loss");
+            let o = distill_objective(
+                &out.logits_sup,
+                &teacher.logits_sup,
+                &labels,
+                d.temperature,
+                d.label_weight,
+                r,
+            );
+            let tvars = teacher_store
+                .variables()
+                .iter()
+                .map(|v| StateVar {
+                    name: v.name.clone(),
+                    shape: v.shape.clone(),
+                    trainable: v.trainable,
+                    optimized: false,
+                    written: false,
+                    init: v.init.clone(),
+                    block: v.block,
+                })
+                .collect();
+            (
+                o.loss,
+                [
+                    o.distill_loss,
+                    o.agreement,
+                    o.supervised_loss,
+                    o.supervised_acc,
+                    o.teacher_acc,
+                ],
+                tvars,
+            )
+        }
+        _ => {
             let _s = b.scope("supervised_loss");
-            let k = i64::from(cfg.model.num_classes);
             let logits = &out.logits_sup;
             let loss = softmax_cross_entropy(logits, &one_hot(&labels, k), None);
             let acc = top_k_correct(&logits.stop_gradient(), &labels, 1).mean(&[0]);
-            (zero.clone(), zero.clone(), zero.clone(), loss, acc)
+            (
+                loss.clone(),
+                [zero.clone(), zero.clone(), zero.clone(), loss, acc],
+                vec![],
+            )
         }
     };
     let vars: Vec<nn::Variable> = store.variables().to_vec();
@@ -300,7 +508,7 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
         }
         total
     };
-    let total_loss = &contrast_loss + &sup_loss + &weight_decay;
+    let total_loss = &loss + &weight_decay;
 
     let wrt: Vec<Tensor> = vars
         .iter()
@@ -312,7 +520,6 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
         let _s = b.scope("gradients");
         crate::ad::grad(&total_loss, &wrt)?
     };
-    let r = cfg.num_replicas;
     let step = b.parameter("global_step", Shape::scalar(ElementType::S64));
     let step_param = b.param_count() - 1;
     let lr = {
@@ -379,13 +586,14 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
     let nonfinite = (&total_loss - &twin)
         .compare(ComparisonDirection::Ne, &zero)
         .convert(ElementType::F32);
+    let [m0, m1, m2, m3, m4] = &mode_metrics;
     let metrics = [
         &total_loss,
-        &contrast_loss,
-        &contrast_acc,
-        &contrast_entropy,
-        &sup_loss,
-        &sup_acc,
+        m0,
+        m1,
+        m2,
+        m3,
+        m4,
         &weight_decay,
         &lr,
         &nonfinite,
@@ -430,9 +638,15 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
                 block: v.block,
             })
             .collect(),
+        teacher_vars,
         step_param: Some(step_param),
         slots,
         outputs: outputs.into_iter().map(|(o, _)| o).collect(),
+        metrics: if cfg.train_mode == TrainMode::Distill {
+            DISTILL_METRICS.to_vec()
+        } else {
+            TRAIN_METRICS.to_vec()
+        },
     })
 }
 
@@ -473,8 +687,10 @@ pub fn eval_program(cfg: &StepConfig, n: i64) -> Result<StepProgram, Error> {
                 block: v.block,
             })
             .collect(),
+        teacher_vars: vec![],
         step_param: None,
         slots: vec![],
+        metrics: vec![],
         outputs: EVAL_OUTPUTS
             .iter()
             .map(|s| Output::Named(s.to_string()))

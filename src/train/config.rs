@@ -7,7 +7,7 @@
 //! ([`super::Trainer`]).
 
 use crate::data::{self, augment::ResizeVersion, folder::BadImages, Dataset};
-use crate::simclr::StepConfig;
+use crate::simclr::{DistillConfig, StepConfig};
 use std::path::PathBuf;
 
 /// Where the examples come from (`--dataset`, `--data_dir`, splits).
@@ -106,4 +106,44 @@ pub struct RunConfig {
     pub proj_head_mode: String,
     /// The flags as JSON, written to `flags.json` and into checkpoints.
     pub record: serde_json::Value,
+    /// `--labeled_percent`: fine-tuning trains on that per-class subset of
+    /// the training split ([`data::labelled_subset`]); distillation hides
+    /// the other labels.
+    pub labeled_percent: f64,
+    /// `--train_mode=distill`: the teacher and the loss.
+    pub distill: Option<Distillation>,
+}
+
+/// The teacher of a distillation run and its loss.
+#[derive(Clone, Debug)]
+pub struct Distillation {
+    /// The loaded teacher (its variables go to the devices beside the
+    /// student's; checkpoints record only where it came from).
+    pub teacher: super::teacher::Teacher,
+    /// Temperature, label weight and the teacher's network.
+    pub config: DistillConfig,
+}
+
+impl RunConfig {
+    /// The training split as a run reads it: the labelled subset when
+    /// fine-tuning with `labeled_percent` < 100, else the whole split.
+    ///
+    /// # Errors
+    /// The reader's errors.
+    pub fn training_set(&self) -> Result<std::sync::Arc<dyn Dataset>, data::Error> {
+        let ds: std::sync::Arc<dyn Dataset> =
+            std::sync::Arc::from(self.data.open(&self.data.train_split)?);
+        if self.step.train_mode != crate::simclr::TrainMode::Finetune
+            || self.labeled_percent >= 100.0
+        {
+            return Ok(ds);
+        }
+        let idx = data::labelled_subset(ds.as_ref(), self.labeled_percent)?;
+        let name = format!(
+            "{}, {} % labelled subset",
+            ds.describe(),
+            self.labeled_percent
+        );
+        Ok(std::sync::Arc::new(data::Subset::new(ds, idx, &name)))
+    }
 }

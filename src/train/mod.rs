@@ -13,15 +13,16 @@ pub mod config;
 pub mod preempt;
 pub mod probe;
 pub mod status;
+pub mod teacher;
 pub mod trainer;
 
-pub use config::{DataSpec, InitFrom, RunConfig};
+pub use config::{DataSpec, Distillation, InitFrom, RunConfig};
 pub use status::Status;
 pub use trainer::{from_ckpt, step_inputs, Trainer};
 
 use crate::nn::init::initial_values;
 use crate::pjrt::{self, Buffer, Client, CompileOptions, HostArray, LoadedExecutable};
-use crate::simclr::step::{Output, StepProgram, TRAIN_METRICS};
+use crate::simclr::step::{Output, StepProgram};
 use std::collections::HashMap;
 use std::time::Instant;
 use thiserror::Error;
@@ -85,6 +86,9 @@ pub enum Error {
         /// The checkpoint written.
         checkpoint: String,
     },
+    /// The distillation teacher cannot be used.
+    #[error("{0}")]
+    Teacher(String),
 }
 
 impl From<crate::simclr::step::Error> for Error {
@@ -143,6 +147,9 @@ pub fn compile(
 pub struct DeviceState {
     /// `vars[i][r]`: variable i on replica r.
     pub vars: Vec<Vec<Buffer>>,
+    /// `teacher[i][r]`: the distillation teacher's variable i on replica r
+    /// (read-only inputs; empty for other programs).
+    pub teacher: Vec<Vec<Buffer>>,
     /// `slots[j][r]`: optimizer slot j on replica r.
     pub slots: Vec<Vec<Buffer>>,
     /// The global step on each replica (`s64[]`).
@@ -150,7 +157,8 @@ pub struct DeviceState {
 }
 
 /// Host copy of the state, by name (variables by TF1 name, slots by
-/// `<variable>/<slot>`, and `global_step`).
+/// `<variable>/<slot>`, and `global_step`; a distillation teacher's
+/// variables by `teacher/<TF1 name>`).
 pub type HostState = HashMap<String, HostArray>;
 
 impl Compiled {
@@ -162,7 +170,9 @@ impl Compiled {
 
     /// Fresh state: variables initialised from `seed` (SPEC §3.2, §4.1), slots
     /// zero, step 0. Values given in `overrides` (by name) replace the
-    /// initial values, for restoring from a checkpoint.
+    /// initial values, for restoring from a checkpoint. A distillation
+    /// program's teacher variables have no initialiser: every one must be
+    /// in `overrides` as `teacher/<name>`.
     pub fn init_state(
         &self,
         client: &Client,
@@ -193,7 +203,29 @@ impl Compiled {
             Some(a) => check_host("global_step", a, &[])?.clone(),
             None => HostArray::scalar_s64(0),
         };
-        self.upload_state(client, &host, &slots, &step)
+        let mut teacher = Vec::with_capacity(p.teacher_vars.len());
+        for v in &p.teacher_vars {
+            let key = format!("{TEACHER_PREFIX}{}", v.name);
+            let a = overrides.get(&key).ok_or_else(|| {
+                Error::Mismatch(format!(
+                    "the teacher's variable {} has no value (restore the teacher from its checkpoint)",
+                    v.name
+                ))
+            })?;
+            teacher.push(check_host(&key, a, &v.shape.dims)?.clone());
+        }
+        let mut state = self.upload_state(client, &host, &slots, &step)?;
+        let devices = self.executable.devices().to_vec();
+        state.teacher = teacher
+            .iter()
+            .map(|a| {
+                devices
+                    .iter()
+                    .map(|d| client.buffer_from_host(a, d).map_err(Error::from))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?;
+        Ok(state)
     }
 
     fn upload_state(
@@ -212,6 +244,7 @@ impl Compiled {
         };
         Ok(DeviceState {
             vars: vars.iter().map(&up).collect::<Result<_>>()?,
+            teacher: vec![],
             slots: slots.iter().map(&up).collect::<Result<_>>()?,
             step: up(step)?,
         })
@@ -258,6 +291,20 @@ impl Compiled {
         Ok(out)
     }
 
+    /// Reads the distillation teacher's variables back from replica `r`,
+    /// by TF1 name (they are not part of [`Compiled::download_state`]:
+    /// checkpoints hold the student only).
+    pub fn download_teacher(&self, state: &DeviceState, r: usize) -> Result<HostState> {
+        let mut out = HostState::new();
+        for (v, b) in self.program.teacher_vars.iter().zip(&state.teacher) {
+            let buf = b
+                .get(r)
+                .ok_or_else(|| Error::Mismatch(format!("no replica {r} in the state")))?;
+            out.insert(v.name.clone(), buf.to_host()?);
+        }
+        Ok(out)
+    }
+
     /// Uploads replica r's data inputs (images, labels) to its device, so
     /// that the upload of the next step can overlap the running one.
     pub fn upload(&self, client: &Client, inputs: &[Vec<HostArray>]) -> Result<Uploaded> {
@@ -275,6 +322,7 @@ impl Compiled {
             .map(|rep| {
                 let mut a: Vec<&Buffer> = data.0[rep].iter().collect();
                 a.extend(state.vars.iter().map(|v| &v[rep]));
+                a.extend(state.teacher.iter().map(|v| &v[rep]));
                 a.extend(state.step.get(rep));
                 a.extend(state.slots.iter().map(|s| &s[rep]));
                 a
@@ -304,12 +352,13 @@ impl Compiled {
             metrics,
             pending,
             _inputs: data,
+            names: p.metrics.clone(),
         })
     }
 
     /// Runs one training step: `inputs[r]` are replica r's data inputs
     /// (images, labels). The state is updated in place. Returns the metrics
-    /// named [`TRAIN_METRICS`].
+    /// named by the program's [`StepProgram::metrics`].
     pub fn train_step(
         &self,
         client: &Client,
@@ -358,21 +407,27 @@ pub struct InFlight {
     metrics: Buffer,
     pending: pjrt::Pending,
     _inputs: Uploaded,
+    names: Vec<&'static str>,
 }
 
 impl InFlight {
-    /// Waits for the step and reads its metrics ([`TRAIN_METRICS`], from
-    /// replica 0).
+    /// Waits for the step and reads its metrics (named by the program's
+    /// [`StepProgram::metrics`], from replica 0).
     pub fn metrics(self) -> Result<Vec<(&'static str, f64)>> {
         self.pending.wait()?;
         let values = self.metrics.to_host()?.to_f32()?;
-        Ok(TRAIN_METRICS
+        Ok(self
+            .names
             .iter()
             .copied()
             .zip(values.into_iter().map(f64::from))
             .collect())
     }
 }
+
+/// Prefix of the distillation teacher's variables in a [`HostState`] (and
+/// of their parameter names in the program).
+pub const TEACHER_PREFIX: &str = "teacher/";
 
 fn check_host<'a>(name: &str, a: &'a HostArray, dims: &[i64]) -> Result<&'a HostArray> {
     if a.dims != dims {

@@ -82,11 +82,20 @@ impl Drop for Status {
 }
 
 /// The metrics of one step as text: the contrastive loss and accuracy
-/// when the step has them (pretraining), the supervised head apart.
+/// when the step has them (pretraining), the supervised head apart; the
+/// distillation loss and the agreement with the teacher when distilling.
 pub fn line(m: &BTreeMap<&str, f64>, ips: f64) -> String {
     let g = |k: &str| m.get(k).copied().unwrap_or(0.0);
     let contrastive = g("contrast_loss") != 0.0 || g("contrast_acc") != 0.0;
-    let head = if contrastive {
+    let head = if m.contains_key("distill_loss") {
+        format!(
+            "distill_loss {:.4}  agreement {:.3}  sup_acc {:.3}  teacher_acc {:.3}",
+            g("distill_loss"),
+            g("teacher_agreement"),
+            g("supervised_acc"),
+            g("teacher_acc")
+        )
+    } else if contrastive {
         format!(
             "contrast_loss {:.4}  contrast_acc {:.3}  probe loss {:.3} acc {:.3}",
             g("contrast_loss"),

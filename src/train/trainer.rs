@@ -19,7 +19,7 @@ use crate::data::{self, Dataset};
 use crate::dist::Job;
 use crate::nn;
 use crate::pjrt::{self, Client, ElementType, HostArray};
-use crate::simclr::{eval_program, train_program, TrainMode};
+use crate::simclr::{distill_program, eval_program, train_program, TrainMode};
 use crate::summary::{self, EventWriter, MetricsLog, Throughput};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,8 +107,19 @@ impl Trainer {
             })?;
             summary::write_flags(&c.model_dir, &c.record)?;
         }
-        let ds: Arc<dyn Dataset> = Arc::from(c.data.open(&c.data.train_split)?);
+        let ds: Arc<dyn Dataset> = c.training_set()?;
         let n = ds.len() as i64;
+        // Distillation: which examples keep their labels (None: all).
+        let labelled: Option<Vec<bool>> = match &c.distill {
+            Some(_) if c.labeled_percent < 100.0 => {
+                let mut mask = vec![false; ds.len()];
+                for i in data::labelled_subset(ds.as_ref(), c.labeled_percent)? {
+                    mask[i] = true;
+                }
+                Some(mask)
+            }
+            _ => None,
+        };
         eprintln!(
             "simclr: {} on {} ({} examples), {} replica(s) of {} {}{}, {} steps of batch {}",
             self.cfg.step.train_mode.name(),
@@ -125,8 +136,27 @@ impl Trainer {
             self.total_steps(),
             c.train_batch_size
         );
+        if let Some(d) = &c.distill {
+            eprintln!(
+                "simclr: {}; distillation temperature {}, label weight {}{}",
+                super::teacher::describe(&d.teacher),
+                d.config.temperature,
+                d.config.label_weight,
+                labelled
+                    .as_ref()
+                    .map(|m| format!(
+                        ", {} labelled examples ({} %)",
+                        m.iter().filter(|&&b| b).count(),
+                        c.labeled_percent
+                    ))
+                    .unwrap_or_default()
+            );
+        }
         let t = Instant::now();
-        let program = train_program(&c.step)?;
+        let program = match &c.distill {
+            Some(d) => distill_program(&c.step, &d.config)?,
+            None => train_program(&c.step)?,
+        };
         eprintln!(
             "simclr: traced the {} step ({} instructions) in {:.1}s; compiling…",
             c.step.train_mode.name(),
@@ -178,9 +208,14 @@ impl Trainer {
             let inputs = match &fixed {
                 Some(inputs) => inputs.clone(),
                 None => {
-                    let batch = pipeline.next_batch()?.ok_or_else(|| {
+                    let mut batch = pipeline.next_batch()?.ok_or_else(|| {
                         Error::Config(format!("the training data ended at step {step}"))
                     })?;
+                    if let Some(mask) = &labelled {
+                        for rb in &mut batch.replicas {
+                            super::teacher::hide_labels(&mut rb.labels, &rb.indices, mask);
+                        }
+                    }
                     let inputs = step_inputs(&batch)?;
                     if c.fixed_batch {
                         fixed = Some(inputs.clone());
@@ -345,7 +380,7 @@ impl Trainer {
                 p.blur = c.use_blur;
                 p
             }
-            TrainMode::Finetune => {
+            TrainMode::Finetune | TrainMode::Distill => {
                 PipelineConfig::finetune(c.train_batch_size, self.replicas(), c.image_size, c.seed)
             }
         };
@@ -424,6 +459,9 @@ impl Trainer {
             }
             ckpt::import::Start::Fresh => {}
         }
+        if let Some(d) = &c.distill {
+            overrides.extend(d.teacher.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let state = compiled.init_state(&self.client, c.seed, &overrides)?;
         Ok((state, step))
     }
@@ -440,12 +478,15 @@ impl Trainer {
             for (k, v) in &host {
                 tensors.insert(k.clone(), to_ckpt(v)?);
             }
-            let meta = serde_json::json!({
+            let mut meta = serde_json::json!({
                 "global_step": step,
                 "data_position": {"steps": step, "seed": self.cfg.seed},
                 "train_mode": self.cfg.step.train_mode.name(),
                 "flags": self.cfg.record,
             });
+            if let Some(d) = &self.cfg.distill {
+                meta["teacher"] = d.teacher.record();
+            }
             let saved = ckpt::native::save(
                 &self.cfg.model_dir,
                 step as u64,

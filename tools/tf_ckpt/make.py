@@ -6,8 +6,10 @@ variables saved by tf.compat.v1.train.Saver), for simclr's importer tests.
 SPEC.json: {"prefix": "model.ckpt", "global_step": 7, "seed": 0,
             "variables": [{"name": "base_model/conv2d/kernel",
                            "shape": [3, 3, 3, 64], "dtype": "float32",
-                           "fill": "random" | "zeros" | "formula",
-                           "k": 0}, ...]}
+                           "fill": "random" | "zeros" | "ones" | "formula",
+                           "k": 0, "scale": 1.0}, ...]}
+"scale" multiplies a random float fill (e.g. 1/sqrt(fan_in), for a network
+whose activations must stay finite).
 "formula" is the fixture weight formula of shared/fixtures/tf-reference/README.md
 for index k (float32 only): 1 + v for gamma, 1 + |v| for moving_variance, else v.
 dtypes: float32 float64 float16 bfloat16 int32 int64 uint8 bool string.
@@ -50,7 +52,7 @@ def formula(name, shape, k):
     return v.astype(np.float32).reshape(shape)
 
 
-def make_value(rng, shape, dtype, fill, name="", k=0):
+def make_value(rng, shape, dtype, fill, name="", k=0, scale=1.0):
     if fill == "formula":
         if dtype != "float32":
             raise SystemExit("fill 'formula' is for float32 variables, not %s" % dtype)
@@ -63,8 +65,11 @@ def make_value(rng, shape, dtype, fill, name="", k=0):
     np_dtype = tf.dtypes.as_dtype(dtype).as_numpy_dtype
     if fill == "zeros":
         return np.zeros(shape, dtype=np_dtype)
+    if fill == "ones":
+        return np.ones(shape, dtype=np_dtype)
     if dtype in ("float32", "float64", "float16", "bfloat16"):
-        return rng.standard_normal(shape).astype(np.float32).astype(np_dtype)
+        values = rng.standard_normal(shape).astype(np.float32) * np.float32(scale)
+        return values.astype(np_dtype)
     if dtype == "bool":
         return rng.integers(0, 2, size=shape).astype(np.bool_)
     info = np.iinfo(np_dtype)
@@ -88,7 +93,7 @@ def main():
         for v in spec["variables"]:
             shape = [int(d) for d in v["shape"]]
             value = make_value(rng, shape, v["dtype"], v.get("fill", "random"), v["name"],
-                               int(v.get("k", 0)))
+                               int(v.get("k", 0)), float(v.get("scale", 1.0)))
             tf_dtype = tf.string if v["dtype"] == "string" else tf.dtypes.as_dtype(v["dtype"])
             var = tf.compat.v1.Variable(
                 tf.zeros(shape, dtype=tf_dtype) if v["dtype"] != "string" else tf.fill(shape, ""),
