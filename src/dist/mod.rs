@@ -392,6 +392,12 @@ impl Job {
 
     /// Waits until every process has reached `name`.
     ///
+    /// When some process does not arrive in time, every process that did
+    /// returns the same [`Error::Missing`]: the coordinator publishes the
+    /// list under `abort/<name>` and keeps serving until the others have
+    /// read it (or a short grace passed), so nobody sees the store vanish
+    /// instead of the verdict.
+    ///
     /// # Errors
     /// [`Error::Missing`] naming the processes that did not arrive in time.
     pub fn barrier(&self, name: &str) -> Result<(), Error> {
@@ -399,28 +405,55 @@ impl Job {
             return Ok(());
         };
         let key = |p: usize| format!("barrier/{name}/{p}");
+        let abort = format!("abort/{name}");
+        let read = |p: usize| format!("abort/{name}/read/{p}");
         c.client.put(key(self.process_id).as_bytes(), b"1")?;
         let deadline = Instant::now() + self.timeout();
+        let missing = |ids: Vec<usize>| Error::Missing {
+            what: name.to_string(),
+            missing: ids,
+            num_processes: self.num_processes,
+            addr: c.spec.coordinator_address.clone(),
+            seconds: self.timeout().as_secs_f64(),
+        };
+        let poll = Duration::from_millis(250);
         for p in 0..self.num_processes {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match c.client.get(key(p).as_bytes(), left) {
-                Ok(_) => {}
-                Err(Error::Timeout { .. }) => {
-                    let mut missing = Vec::new();
-                    for q in 0..self.num_processes {
-                        if c.client.try_get(key(q).as_bytes())?.is_none() {
-                            missing.push(q);
-                        }
-                    }
-                    return Err(Error::Missing {
-                        what: name.to_string(),
-                        missing,
-                        num_processes: self.num_processes,
-                        addr: c.spec.coordinator_address.clone(),
-                        seconds: self.timeout().as_secs_f64(),
-                    });
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match c.client.get(key(p).as_bytes(), left.min(poll)) {
+                    Ok(_) => break,
+                    Err(Error::Timeout { .. }) => {}
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
+                // The coordinator's verdict, when it gave up first.
+                if let Some(v) = c.client.try_get(abort.as_bytes())? {
+                    let ids: Vec<usize> = serde_json::from_slice(&v).unwrap_or_default();
+                    let _ = c.client.put(read(self.process_id).as_bytes(), b"1");
+                    return Err(missing(ids));
+                }
+                if !left.is_zero() {
+                    continue;
+                }
+                let mut ids = Vec::new();
+                for q in 0..self.num_processes {
+                    if c.client.try_get(key(q).as_bytes())?.is_none() {
+                        ids.push(q);
+                    }
+                }
+                if self.process_id == 0 {
+                    let body = serde_json::to_vec(&ids).unwrap_or_default();
+                    c.client.put_if_absent(abort.as_bytes(), &body)?;
+                    // Keep serving until the processes that arrived have
+                    // read the verdict.
+                    let grace = Instant::now() + Duration::from_secs(5);
+                    for q in (1..self.num_processes).filter(|q| !ids.contains(q)) {
+                        let left = grace.saturating_duration_since(Instant::now());
+                        let _ = c.client.get(read(q).as_bytes(), left);
+                    }
+                } else {
+                    let _ = c.client.put(read(self.process_id).as_bytes(), b"1");
+                }
+                return Err(missing(ids));
             }
         }
         Ok(())
