@@ -549,3 +549,67 @@ fn a_default_export_of_an_sk_model_prints_nothing_from_xla_and_verbose_does() {
         "--verbose lets the plugin's lines through:\n{stderr}"
     );
 }
+
+/// The `teacher/<name>` parameters of an exported module.
+fn teacher_parameters(module_txt: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(module_txt).expect("module.hlo.txt");
+    let mut names: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(" parameter("))
+        .filter_map(|l| {
+            let i = l.find("op_name=\"teacher/")?;
+            let rest = &l[i + "op_name=\"".len()..];
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_distillation_step_exports_with_its_teacher_from_the_flags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("no-data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let common = [
+        "--no_compile",
+        "--train_mode=distill",
+        "--dataset=cifar10",
+        "--image_size=32",
+        "--resnet_depth=18",
+        "--train_batch_size=16",
+        "--eval_batch_size=16",
+    ];
+    // Self-distillation: the teacher is the student's network.
+    let out = tmp.path().join("self");
+    let index = export_with(&out, &data, &common);
+    let names: Vec<&str> = index.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["distill", "eval"]);
+    let same = teacher_parameters(&out.join("distill/module.hlo.txt"));
+    assert!(!same.is_empty(), "no teacher/ parameters");
+    assert!(
+        same.iter().any(|n| n.contains("head_supervised")),
+        "the teacher needs its supervised head: {same:?}"
+    );
+    // Big-to-small: a ResNet-34 teacher has more variables.
+    let out = tmp.path().join("r34");
+    let mut flags = common.to_vec();
+    flags.push("--teacher_resnet_depth=34");
+    export_with(&out, &data, &flags);
+    let big = teacher_parameters(&out.join("distill/module.hlo.txt"));
+    assert!(big.len() > same.len(), "{} vs {}", big.len(), same.len());
+    // A wrong override says which flag.
+    let args: Vec<String> = [
+        "--out",
+        &out.display().to_string(),
+        "--teacher_resnet_depth=19",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(common.iter().map(|s| s.to_string()))
+    .collect();
+    let cmd = ExportCommand::parse(&args).expect("parses");
+    let e = export(&cmd, &mut Vec::new()).expect_err("depth 19 does not exist");
+    assert!(format!("{e:#}").contains("--teacher_"), "{e:#}");
+}

@@ -2,7 +2,7 @@
 //! loss from the flags, and the labelled subset of `--labeled_percent`.
 
 use super::flags::RunFlags;
-use crate::nn::ProjHeadMode;
+use crate::nn::{ModelConfig, ProjHeadMode};
 use crate::simclr::{DistillConfig, StepConfig};
 use crate::train::teacher::{Teacher, TeacherOverrides};
 use anyhow::{anyhow, Result};
@@ -57,4 +57,43 @@ pub fn teacher(f: &RunFlags, step: &StepConfig) -> Result<(Teacher, DistillConfi
     };
     d.validate(step)?;
     Ok((t, d))
+}
+
+/// The distillation configuration for tracing only (`simclr export_hlo`):
+/// the teacher of `--teacher_checkpoint` when one is given, else the
+/// student's own network (self-distillation) with the `--teacher_*` flags
+/// applied, so a program can be inspected before any teacher exists.
+///
+/// # Errors
+/// As [`teacher`]; bad `--teacher_*` flags.
+pub fn traced_teacher(f: &RunFlags, step: &StepConfig) -> Result<DistillConfig> {
+    if f.teacher_checkpoint.is_some() {
+        return Ok(teacher(f, step)?.1);
+    }
+    let o = teacher_overrides(f)?;
+    let s = &step.model;
+    let model = ModelConfig {
+        resnet_depth: o.resnet_depth.unwrap_or(s.resnet_depth),
+        width_multiplier: o.width_multiplier.unwrap_or(s.width_multiplier),
+        sk_ratio: o.sk_ratio.unwrap_or(s.sk_ratio),
+        se_ratio: o.se_ratio.unwrap_or(s.se_ratio),
+        proj_head_mode: o.proj_head_mode.unwrap_or(s.proj_head_mode),
+        num_proj_layers: o.num_proj_layers.unwrap_or(s.num_proj_layers),
+        proj_out_dim: o.proj_out_dim.unwrap_or(s.proj_out_dim),
+        ..s.clone()
+    };
+    model
+        .validate()
+        .map_err(|e| anyhow!("--teacher_* flags: {e}"))?;
+    let d = DistillConfig {
+        teacher: model,
+        teacher_ft_proj_selector: match o.ft_proj_selector {
+            Some(v) => v,
+            None => i32::try_from(f.ft_proj_selector)?,
+        },
+        temperature: f.distill_temperature,
+        label_weight: f.distill_label_weight,
+    };
+    d.validate(step)?;
+    Ok(d)
 }

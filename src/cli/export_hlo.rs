@@ -1,6 +1,8 @@
 //! `simclr export_hlo --out DIR <flags of simclr run>`: traces every step
-//! program the flags describe (pretrain or finetune per `--train_mode`,
-//! plus eval), compiles each with the chosen PJRT plugin and writes HLO
+//! program the flags describe (pretrain, finetune or distill per
+//! `--train_mode`, plus eval; the distillation step's teacher comes from
+//! `--teacher_checkpoint`, else it is the student's own network with the
+//! `--teacher_*` flags applied), compiles each with the chosen PJRT plugin and writes HLO
 //! text, protos, XLA's optimized module, costs, memory and parameters (see
 //! [`crate::inspect::export`]). Needs no data and trains nothing: a known
 //! `--dataset` whose files are absent is sized from its standard split.
@@ -10,7 +12,7 @@ use super::flags::RunFlags;
 use super::run::{client_and_replicas, open, step_config};
 use crate::inspect::fit::{self, DeviceSpec, NeedModel};
 use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
-use crate::simclr::{eval_program, train_program, TrainMode};
+use crate::simclr::{distill_program, eval_program, train_program, TrainMode};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
@@ -184,7 +186,9 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         let (c, r) = client_and_replicas(flags)?;
         (Some(c), r)
     };
-    flags.validate(replicas).map_err(|e| anyhow!("{e}"))?;
+    flags
+        .validate_traced(replicas)
+        .map_err(|e| anyhow!("{e}"))?;
     let (n, classes, dataset) = dataset_size(flags)?;
     let step = step_config(flags, replicas, n, classes)?;
     std::fs::create_dir_all(&cmd.out)
@@ -193,9 +197,12 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         client: c,
         options: default_compile_options(c, replicas),
     });
-    if step.train_mode == TrainMode::Distill {
-        bail!("export_hlo does not export the distill step yet; use --train_mode=finetune to export the student's step");
-    }
+    // The distillation step traces its teacher too: from
+    // --teacher_checkpoint, else the student's network (self-distillation).
+    let distill = match step.train_mode {
+        TrainMode::Distill => Some(super::distill::traced_teacher(flags, &step)?),
+        _ => None,
+    };
     let train_name = step.train_mode.name();
     let eval_n = flags.eval_batch_size / replicas as i64;
     if eval_n < 1 {
@@ -211,10 +218,10 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     };
     let mut programs = Vec::new();
     for name in [train_name, "eval"] {
-        let program = if name == "eval" {
-            eval_program(&step, eval_n)?
-        } else {
-            train_program(&step)?
+        let program = match (name, &distill) {
+            ("eval", _) => eval_program(&step, eval_n)?,
+            (_, Some(d)) => distill_program(&step, d)?,
+            (_, None) => train_program(&step)?,
         };
         let mut entry = inspect::export_program(
             &cmd.out,
@@ -305,12 +312,14 @@ pub fn need_at_batch(
     } else {
         f.train_batch_size = global;
     }
-    f.validate(replicas).map_err(|e| anyhow!("{e}"))?;
+    f.validate_traced(replicas).map_err(|e| anyhow!("{e}"))?;
     let step = step_config(&f, replicas, examples, classes)?;
-    let program = if name == "eval" {
-        eval_program(&step, batch)?
-    } else {
-        train_program(&step)?
+    let program = match (name, step.train_mode) {
+        ("eval", _) => eval_program(&step, batch)?,
+        (_, TrainMode::Distill) => {
+            distill_program(&step, &super::distill::traced_teacher(&f, &step)?)?
+        }
+        _ => train_program(&step)?,
     };
     let proto = crate::ir::golden::golden_proto(&program.module);
     let exe = target.client.compile(&proto, &target.options)?;

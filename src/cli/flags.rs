@@ -344,6 +344,17 @@ impl RunFlags {
     /// Checks combinations the original refuses, given the number of
     /// replicas the run will use. One message per problem.
     pub fn validate(&self, replicas: usize) -> Result<(), FlagError> {
+        self.validate_with(replicas, true)
+    }
+
+    /// As [`RunFlags::validate`] for a program that is only traced
+    /// (`simclr export_hlo`): a distillation step needs no teacher
+    /// checkpoint there (the student's network stands in).
+    pub fn validate_traced(&self, replicas: usize) -> Result<(), FlagError> {
+        self.validate_with(replicas, false)
+    }
+
+    fn validate_with(&self, replicas: usize, needs_teacher: bool) -> Result<(), FlagError> {
         let mut e = Vec::new();
         if ![18, 34, 50, 101, 152, 200].contains(&self.resnet_depth) {
             e.push(format!(
@@ -413,7 +424,7 @@ impl RunFlags {
         {
             e.push("step and epoch counts cannot be negative".into());
         }
-        if self.train_mode == "distill" && self.teacher_checkpoint.is_none() {
+        if needs_teacher && self.train_mode == "distill" && self.teacher_checkpoint.is_none() {
             e.push("--train_mode=distill needs --teacher_checkpoint: a fine-tuned simclr model_dir or TensorFlow checkpoint (simclr run --train_mode=finetune writes one)".into());
         }
         if self.train_mode != "distill" {
