@@ -2,7 +2,7 @@
 //! comments, tie conventions, `stop_gradient`, unreached and integer `wrt`,
 //! pruning, gradient scopes, tuple outputs, and the typed errors.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{assert_close, eval_f64, f64s};
 use simclr::ad::{self, Error};

@@ -3,7 +3,7 @@
 //! groups, and equivalence of the per-replica gradients with the gradient
 //! of the same loss computed on one replica over the concatenated data.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{assert_close, check_vjp, f64s, input, sample, Domain, Rng};
 use proptest::prelude::*;

@@ -4,7 +4,7 @@
 //! batch norm composed from reduces → relu → global average → dense →
 //! softmax cross-entropy.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{eval_f64, f64s, sample, Domain, Rng};
 use simclr::ad;

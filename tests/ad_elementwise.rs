@@ -1,7 +1,7 @@
 //! Dot-product VJP checks (f64, on `interp`) of the elementwise rules:
 //! every unary and binary arithmetic op, `select`, `clamp`, on random shapes.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{check_vjp, input, Domain, Input};
 use proptest::prelude::*;

@@ -3,7 +3,7 @@
 //! strides, padding, lhs/rhs dilation, window reversal, feature groups),
 //! w.r.t. both operands.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{check_vjp, input, Domain, Rng};
 use proptest::prelude::*;

@@ -11,8 +11,7 @@
 //!   (f32-rounded) inputs, to a per-family relative error
 //!   `max|g₃₂ − g₆₄| / max(1, max|g₆₄|)`.
 
-#[path = "conformance_support/mod.rs"]
-mod support;
+use crate::conformance_support as support;
 
 use proptest::prelude::*;
 use simclr::ad;

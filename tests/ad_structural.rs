@@ -3,7 +3,7 @@
 //! dynamic-slice, dynamic-update-slice, reduce (add, max, min), tuples.
 //! Attributes and shapes are drawn from a seeded RNG per case.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{check_vjp, input, Domain, Rng};
 use proptest::prelude::*;

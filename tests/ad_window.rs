@@ -2,7 +2,7 @@
 //! (any strides, padding and dilations) and with max/min (the
 //! select-and-scatter rule), on random windows without ties.
 
-mod ad_support;
+use crate::ad_support;
 
 use ad_support::{check_vjp, input, Domain, Rng};
 use proptest::prelude::*;

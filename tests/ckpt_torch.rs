@@ -4,7 +4,7 @@
 //!
 //! Models: ResNet-18 CIFAR (plain and with squeeze-and-excitation) from a
 //! native simclr checkpoint; ResNet-50 1× (torchvision and simclr layouts),
-//! ResNet-50 2× SK and ResNet-101 1× SK from TF1 checkpoints written by real
+//! ResNet-50 2× SK and ResNet-34 1× SK from TF1 checkpoints written by real
 //! TensorFlow (tools/tf_ckpt/run make.py) with the fixture weight formula
 //! (k = index of the TF1 name in sorted order).
 //! PyTorch's eval-mode outputs must equal `simclr features` on the same
@@ -12,8 +12,7 @@
 //! bit-identical (also from a TF2 object-based checkpoint); bad state dicts
 //! must be refused naming the key.
 
-#[path = "fixtures_support/mod.rs"]
-mod support;
+use crate::fixtures_support as support;
 
 use simclr::ckpt::{self, torch, Source, Tensor};
 use simclr::nn::{self, ModelConfig, ProjHeadMode};
@@ -340,15 +339,17 @@ fn resnet50_2x_sk_tf1_checkpoint_to_pytorch_and_back() {
 }
 
 #[test]
-fn resnet101_sk_linear_head_tf1_checkpoint_to_pytorch_and_back() {
-    // Linear head; the supervised head on the head's output (selector −1).
+fn resnet34_sk_linear_head_tf1_checkpoint_to_pytorch_and_back() {
+    // Selective kernels in basic blocks (the ResNet-50 case has them in
+    // bottlenecks), a linear head, and the supervised head on the head's
+    // output (selector −1).
     let c = Case {
-        cfg: cfg(101, 1, true, 64, ProjHeadMode::Linear, 1),
+        cfg: cfg(34, 1, true, 64, ProjHeadMode::Linear, 1),
         proj: true,
         sup: true,
         selector: -1,
     };
-    tf_case("r101sk", &c);
+    tf_case("r34sk", &c);
 }
 
 #[test]

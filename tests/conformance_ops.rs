@@ -21,8 +21,7 @@
 //! Collectives run on 4 replicas. Each op draws 3–16 cases: every case is
 //! one PJRT compile (the whole file takes 20–80 s on 2 busy cores).
 
-#[path = "conformance_support/mod.rs"]
-mod support;
+use crate::conformance_support as support;
 
 use proptest::prelude::*;
 use simclr::interp::Value;

@@ -2,7 +2,7 @@
 //! 1e-5 (outputs of the original TensorFlow functions, SIMCLR.md §2.3–§2.6).
 //! The cases are driven by `augment.json` (fixed draws, crop windows).
 
-mod data_common;
+use crate::data_common;
 
 use serde_json::Value;
 use simclr::data::augment::{self, AugmentConfig, ColorOp, ResizeVersion};

@@ -2,7 +2,7 @@
 //! shared copy with the right label counts, and the documented errors for
 //! truncated and corrupted files (SIMCLR.md §2.1).
 
-mod data_common;
+use crate::data_common;
 
 use proptest::prelude::*;
 use simclr::data::cifar::{self, Cifar10, IMAGE_BYTES, RECORD_BYTES};

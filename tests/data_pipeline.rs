@@ -3,7 +3,7 @@
 //! batches that count every example once, and errors that surface instead of
 //! hanging.
 
-mod data_common;
+use crate::data_common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -16,10 +16,8 @@
 //! `TIE_BAND` of zero in float64) and apply TF's mask to the stem before
 //! comparing at TF's own spread.
 
-#[path = "common/pjrt.rs"]
-mod common;
-#[path = "fixtures_support/mod.rs"]
-mod support;
+use crate::fixtures_support as support;
+use crate::pjrt_common as common;
 
 use simclr::ir::{Builder, ElementType, Shape, Tensor};
 use simclr::nn::{self, BnMode, ForwardOptions, Store};

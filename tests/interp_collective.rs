@@ -1,7 +1,7 @@
 //! Reference evaluator: collectives on 4 replicas run in lockstep
 //! (all-reduce, all-gather, reduce-scatter, replica-id, partial groups).
 
-mod common;
+use crate::common;
 
 use common::{f, f32s};
 use simclr::interp::{evaluate, Value};

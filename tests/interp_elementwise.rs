@@ -1,7 +1,7 @@
 //! Reference evaluator: elementwise ops, compare/select/clamp, conversions,
 //! iota, and the argument checks of `evaluate`.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, f, f32s, run};
 use simclr::interp::{evaluate, Error, Value};

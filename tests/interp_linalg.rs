@@ -3,7 +3,7 @@
 //! input/weight-gradient convolutions of HLO.md §8.1 against the analytic
 //! adjoints of the forward convolution.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, f, f32s, run, Lcg};
 use simclr::interp::Value;

@@ -1,7 +1,7 @@
 //! Reference evaluator: random shapes for transpose+reduce, pad, dot and
 //! reduce-window, compared with naive reference loops.
 
-mod common;
+use crate::common;
 
 use common::{f, f32s, run, Lcg};
 use proptest::prelude::*;

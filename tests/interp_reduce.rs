@@ -2,7 +2,7 @@
 //! that are not recognized), reduce-window pooling and select-and-scatter
 //! against a first-argmax reference.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, f, f32s, run, Lcg};
 use simclr::interp::Value;

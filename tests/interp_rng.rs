@@ -2,8 +2,6 @@
 //! against the Random123 known-answer vectors through the op, plus the
 //! output layout and state update of XLA's expansion.
 
-mod common;
-
 use simclr::interp::{evaluate, Value};
 use simclr::ir::{Builder, ElementType, RngAlgorithm, Shape};
 

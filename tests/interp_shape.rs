@@ -1,7 +1,7 @@
 //! Reference evaluator: broadcast, reshape, transpose, slice, pad,
 //! concatenate, reverse, dynamic-slice and dynamic-update-slice.
 
-mod common;
+use crate::common;
 
 use common::{f, run};
 use simclr::interp::Value;

@@ -9,8 +9,7 @@
 //! must compile on the XLA CPU plugin and evaluate on `interp` (a rule that
 //! is too loose would let XLA reject it).
 
-#[path = "conformance_support/mod.rs"]
-mod support;
+use crate::conformance_support as support;
 
 use simclr::ir::{
     BinaryOp, Builder, ComparisonDirection, ConvDims, DotDims, ElementType, Error, Op, PadDim,

@@ -2,8 +2,7 @@
 //! moves (f32, f64, s32, s64, u8, pred, bf16), including NaN payloads,
 //! -0.0 and infinities, on the first and the last device.
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use common::client;
 use simclr::pjrt::{ArrayShape, ElementType, HostArray};

@@ -2,8 +2,7 @@
 //! and an all-gather along dim 0, compiled with num_replicas = 4; every
 //! replica must see the right values.
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use common::{client, shape, ModuleBuilder};
 use simclr::pjrt::{CompileOptions, HostArray};

@@ -2,8 +2,7 @@
 //! malformed modules, wrong argument counts, shapes, dtypes, replica counts
 //! and devices, and a missing or unusable plugin.
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

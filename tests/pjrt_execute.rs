@@ -2,8 +2,7 @@
 //! results, flattened tuple outputs, donation, and the optional queries
 //! (optimized HLO, cost analysis, memory statistics, output shapes).
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use common::{client, shape, tuple_shape, ModuleBuilder};
 use simclr::pjrt::{

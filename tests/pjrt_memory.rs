@@ -1,8 +1,7 @@
 //! 1,000 executions of one executable with fresh input buffers keep the
 //! resident memory flat: every buffer and event is destroyed exactly once.
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use common::{client, rss_bytes, shape, tuple_shape, ModuleBuilder};
 use simclr::pjrt::{CompileOptions, HostArray};

@@ -5,46 +5,14 @@
 //! bad flags.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_simclr")
-}
-
-fn data_dir() -> String {
-    std::env::var("SIMCLR_DATA_DIR").unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/cifar10")
-            .display()
-            .to_string()
-    })
-}
+use crate::run_support;
+use run_support::{data_dir, exe, ok, s, simclr};
 
 fn tmp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("simclr-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
-}
-
-fn simclr(args: &[String]) -> Output {
-    let out = Command::new(exe())
-        .arg("run")
-        .args(args)
-        .output()
-        .expect("simclr runs");
-    out
-}
-
-fn ok(args: &[String]) -> String {
-    let out = simclr(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "simclr run {args:?} failed:\n{err}");
-    err
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
+    run_support::tmp("run", name)
 }
 
 /// The README's CIFAR-10 pretraining command, shrunk to a few steps.

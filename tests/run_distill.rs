@@ -6,39 +6,12 @@
 //! record of the teacher.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn data_dir() -> String {
-    std::env::var("SIMCLR_DATA_DIR").unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/cifar10")
-            .display()
-            .to_string()
-    })
-}
+use crate::run_support;
+use run_support::{data_dir, ok, run};
 
 fn tmp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("simclr-distill-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
-}
-
-fn run(args: &[String]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_simclr"))
-        .arg("run")
-        .args(args)
-        .output()
-        .expect("simclr runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn ok(args: &[String]) -> String {
-    let (success, err) = run(args);
-    assert!(success, "simclr run {args:?} failed:\n{err}");
-    err
+    run_support::tmp("distill", name)
 }
 
 fn common(model_dir: &Path, extra: &[&str]) -> Vec<String> {

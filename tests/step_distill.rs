@@ -6,8 +6,7 @@
 //! written by real TensorFlow (`tools/tf_ckpt/run`), and a teacher whose
 //! classes do not match the dataset refused with a clear message.
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use simclr::ckpt;
 use simclr::ir::{Builder, ElementType, Shape};

@@ -5,10 +5,8 @@
 //! variables stay bit-identical when fine-tuning, and a non-finite loss is
 //! reported by the step's `nonfinite` metric.
 
-#[path = "common/pjrt.rs"]
-mod common;
-#[path = "fixtures_support/mod.rs"]
-mod support;
+use crate::fixtures_support as support;
+use crate::pjrt_common as common;
 
 use simclr::interp::{self, Value};
 use simclr::ir::{Builder, ElementType, Module, Shape, Tensor};

@@ -3,8 +3,7 @@
 //! negatives, LARS, cross-replica gradient mean) give the same loss,
 //! optimizer slots (lr·trust·gradient) and updated parameters.
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use simclr::nn::{ModelConfig, ProjHeadMode};
 use simclr::pjrt::HostArray;

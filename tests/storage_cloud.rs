@@ -2,7 +2,7 @@
 //! emulator (fake-gcs-server) and the S3 server (moto), started by
 //! `tools/storage/servers` on 127.0.0.1. Every test runs on gs:// and s3://.
 
-mod storage_support;
+use crate::storage_support;
 
 use simclr::ckpt::native;
 use simclr::ckpt::{DType, Tensor};

@@ -6,7 +6,7 @@
 //! (SIGKILL) after its first checkpoint resumes with the uninterrupted
 //! run's losses, bit for bit.
 
-mod storage_support;
+use crate::storage_support;
 
 use simclr::storage::{self, Location};
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! error that names the URL and says it is the network. Its own servers
 //! (this binary stops them), on gs:// and s3://.
 
-mod storage_support;
+use crate::storage_support;
 
 use simclr::ckpt::{native, Tensor};
 use simclr::storage::{self, Location, ReadAhead};

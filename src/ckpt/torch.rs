@@ -701,7 +701,23 @@ fn infer_torch(
                 if bottleneck { "bottleneck" } else { "basic" }
             ))
         })?;
-    let sk = sd.contains_key("layer1.0.sk_reduce.weight");
+    // SK models project their shortcuts after an average pool, so the
+    // first downsample's conv is `downsample.1` (a BN's weight otherwise);
+    // the SK convolutions themselves exist only in bottleneck blocks.
+    let sk = dims_of(sd, "layer1.0.downsample.1.weight").is_some_and(|d| d.len() == 4);
+    let sk_convs = sd.contains_key("layer1.0.sk_reduce.weight");
+    if bottleneck && sk != sk_convs {
+        return Err(bad(format!(
+            "the shortcuts are those of a{} selective-kernel network but the bottlenecks {} SK convolutions (layer1.0.sk_reduce)",
+            if sk { "" } else { " non" },
+            if sk_convs { "have" } else { "lack" }
+        )));
+    }
+    if !cifar && deep != sk {
+        return Err(bad(
+            "selective kernels and the deep stem (conv1.0…conv1.2) come together in SimCLR's ResNets; this state dict has one without the other".into(),
+        ));
+    }
     let sk_ratio = if !sk {
         0.0
     } else if let Some(a) = arch.filter(|a| a.sk_ratio > 0.0) {
@@ -718,17 +734,16 @@ fn infer_torch(
         }
         match best {
             Some((f, m)) if m > 32 => m as f64 / f as f64,
-            _ => {
+            Some(_) => {
                 notes.push("sk_ratio assumed 0.0625: every SK reduce conv has the floor width 32 and no architecture file says otherwise".into());
+                0.0625
+            }
+            None => {
+                notes.push("sk_ratio assumed 0.0625: basic blocks have no SK convolutions to measure it and no architecture file says otherwise".into());
                 0.0625
             }
         }
     };
-    if deep != sk {
-        return Err(bad(
-            "selective kernels and the deep stem (conv1.0…conv1.2) come together in SimCLR's ResNets; this state dict has one without the other".into(),
-        ));
-    }
     let se_ratio = match dims_of(sd, "layer1.0.se.reduce.weight") {
         None => 0.0,
         Some(_) if arch.is_some_and(|a| a.se_ratio > 0.0) => arch.map_or(0.0, |a| a.se_ratio),
@@ -920,6 +935,37 @@ mod tests {
             assert_eq!(p.pairs.len(), vars.len());
             let keys: BTreeSet<&str> = p.pairs.iter().map(|x| x.torch.as_str()).collect();
             assert_eq!(keys.len(), vars.len(), "duplicate keys for {c:?}");
+        }
+    }
+
+    #[test]
+    fn the_architecture_is_read_back_from_the_keys_of_every_layout() {
+        // SK in bottlenecks and in basic blocks (only the deep stem and the
+        // pooled shortcuts show it there), with the ImageNet and CIFAR stems.
+        for c in [
+            cfg(34, 1, 0.0625, 0.0, 64),
+            cfg(50, 2, 0.0625, 0.0, 64),
+            cfg(50, 1, 0.0625, 0.0, 32),
+            cfg(18, 1, 0.0625, 0.0, 32),
+            cfg(101, 1, 0.0, 0.0, 224),
+            cfg(18, 1, 0.0, 0.0, 32),
+        ] {
+            let p = plan(&c, true, true, 0).expect("plan");
+            let sd: BTreeMap<String, Tensor> = p
+                .pairs
+                .iter()
+                .map(|x| {
+                    let n = x.torch_dims.iter().product::<u64>() as usize;
+                    let t = Tensor::from_f32(&x.torch_dims, &vec![0.0; n]).expect("tensor");
+                    (x.torch.clone(), t)
+                })
+                .collect();
+            let (got, ..) =
+                infer_torch(Path::new("sd"), &sd, None).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            assert_eq!(got.resnet_depth, c.resnet_depth, "{c:?}");
+            assert_eq!(got.width_multiplier, c.width_multiplier, "{c:?}");
+            assert_eq!(got.sk_ratio, c.sk_ratio, "{c:?}");
+            assert_eq!(got.image_size <= 32, c.image_size <= 32, "{c:?}");
         }
     }
 

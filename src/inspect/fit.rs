@@ -516,30 +516,17 @@ mod tests {
         assert_eq!(v4.memory_bytes, 32 << 30);
         assert!(v4.ridge().is_some_and(|r| r > 100.0));
         assert_eq!(parse_device_memory("v3").expect("v3").name, "tpu_v3");
-        assert_eq!(
-            parse_device_memory("a100").expect("a100").memory_bytes,
-            40 << 30
-        );
-        assert_eq!(
-            parse_device_memory("H200").expect("h200").memory_bytes,
-            141_000_000_000
-        );
-        assert_eq!(
-            parse_device_memory("16GiB").expect("GiB").memory_bytes,
-            16 << 30
-        );
-        assert_eq!(
-            parse_device_memory("80GB").expect("GB").memory_bytes,
-            80_000_000_000
-        );
-        assert_eq!(
-            parse_device_memory("1048576").expect("bytes").memory_bytes,
-            1 << 20
-        );
-        assert_eq!(
-            parse_device_memory("1.5g").expect("g").memory_bytes,
-            3 << 29
-        );
+        for (text, bytes) in [
+            ("a100", 40 << 30),
+            ("H200", 141_000_000_000),
+            ("16GiB", 16 << 30),
+            ("80GB", 80_000_000_000),
+            ("1048576", 1 << 20),
+            ("1.5g", 3 << 29),
+        ] {
+            let got = parse_device_memory(text).expect(text).memory_bytes;
+            assert_eq!(got, bytes, "{text}");
+        }
         for badv in ["", "h300", "12 parsecs", "0", "-5GB"] {
             let e = parse_device_memory(badv).expect_err(badv).to_string();
             assert!(

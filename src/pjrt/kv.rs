@@ -194,46 +194,49 @@ unsafe fn answer(
     }
 }
 
-/// `kv_get_callback`.
-pub(crate) unsafe extern "C" fn kv_get(args: *mut GetArgs) -> *mut RawError {
-    // SAFETY: the plugin passes valid args for the duration of the call.
-    let Some(a) = (unsafe { args.as_mut() }) else {
-        return std::ptr::null_mut();
+/// Defines a get-style callback (`kv_get_callback`, `kv_try_get_callback`):
+/// the arguments' store and key, the lookup `$lookup(bridge, key, args)`
+/// guarded against panics, and its answer handed back by [`answer`].
+macro_rules! get_callback {
+    ($(#[$doc:meta])* $name:ident, $args:ty, $lookup:expr) => {
+        $(#[$doc])*
+        pub(crate) unsafe extern "C" fn $name(args: *mut $args) -> *mut RawError {
+            // SAFETY: the plugin passes valid args for the duration of the call.
+            let Some(a) = (unsafe { args.as_mut() }) else {
+                return std::ptr::null_mut();
+            };
+            let Some(b) = (unsafe { bridge(a.user_arg) }) else {
+                return unsafe { error(a.callback_error, INVALID_ARGUMENT, "no key-value store") };
+            };
+            let key = unsafe { bytes(a.key, a.key_size) };
+            let lookup: fn(&KvBridge, &[u8], &$args) -> Result<Option<Vec<u8>>, KvError> = $lookup;
+            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lookup(b, key, a)));
+            let out = (
+                &mut a.value,
+                &mut a.value_size,
+                &mut a.value_deleter_callback,
+            );
+            unsafe { answer(out, a.callback_error, key, res) }
+        }
     };
-    let Some(b) = (unsafe { bridge(a.user_arg) }) else {
-        return unsafe { error(a.callback_error, INVALID_ARGUMENT, "no key-value store") };
-    };
-    let key = unsafe { bytes(a.key, a.key_size) };
-    let timeout = Duration::from_millis(a.timeout_in_ms.max(0) as u64);
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        b.store.get(key, timeout).map(Some)
-    }));
-    let out = (
-        &mut a.value,
-        &mut a.value_size,
-        &mut a.value_deleter_callback,
-    );
-    unsafe { answer(out, a.callback_error, key, res) }
 }
 
-/// `kv_try_get_callback`.
-pub(crate) unsafe extern "C" fn kv_try_get(args: *mut TryGetArgs) -> *mut RawError {
-    // SAFETY: the plugin passes valid args for the duration of the call.
-    let Some(a) = (unsafe { args.as_mut() }) else {
-        return std::ptr::null_mut();
-    };
-    let Some(b) = (unsafe { bridge(a.user_arg) }) else {
-        return unsafe { error(a.callback_error, INVALID_ARGUMENT, "no key-value store") };
-    };
-    let key = unsafe { bytes(a.key, a.key_size) };
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.store.try_get(key)));
-    let out = (
-        &mut a.value,
-        &mut a.value_size,
-        &mut a.value_deleter_callback,
-    );
-    unsafe { answer(out, a.callback_error, key, res) }
-}
+get_callback!(
+    /// `kv_get_callback`: waits up to the plugin's timeout.
+    kv_get,
+    GetArgs,
+    |b, key, a| {
+        let timeout = Duration::from_millis(a.timeout_in_ms.max(0) as u64);
+        b.store.get(key, timeout).map(Some)
+    }
+);
+
+get_callback!(
+    /// `kv_try_get_callback`: answers at once.
+    kv_try_get,
+    TryGetArgs,
+    |b, key, _| b.store.try_get(key)
+);
 
 /// `kv_put_callback`.
 pub(crate) unsafe extern "C" fn kv_put(args: *mut PutArgs) -> *mut RawError {
