@@ -339,10 +339,15 @@ fn a_process_that_dies_stops_the_others_with_its_id() {
     let exe = std::env::current_exe().expect("test binary");
     let addr = format!("127.0.0.1:{}", free_port());
     let n = 3;
+    // The test's name in this binary: its module path without the crate.
+    let participant = match module_path!().split_once("::") {
+        Some((_, m)) => format!("{m}::participant"),
+        None => "participant".to_string(),
+    };
     let mut children: Vec<_> = (0..n)
         .map(|id| {
             Command::new(&exe)
-                .args(["--exact", "participant", "--nocapture"])
+                .args(["--exact", &participant, "--nocapture"])
                 .env("SIMCLR_DIST_ROLE", format!("{addr},{n},{id}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
