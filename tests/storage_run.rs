@@ -180,6 +180,121 @@ fn kill_and_resume(root: &str, data: &str, want: &BTreeMap<i64, f64>) {
     }
 }
 
+/// GET requests moto has logged for `key` so far.
+fn s3_gets(key: &str) -> usize {
+    let log = std::fs::read_to_string(storage_support::servers().dir.join("moto.log"))
+        .expect("moto's log");
+    log.lines()
+        .filter(|l| l.contains("\"GET /") && l.contains(key))
+        .count()
+}
+
+/// Kills a run (checkpoint every step) as soon as the data object of its
+/// step-3 checkpoint exists, that is during that save or just after it,
+/// and resumes it: the resumed run starts from step 2 or 3, reads that
+/// checkpoint once (one GET in moto's log) and its steps give the
+/// uninterrupted run's losses bit for bit.
+fn kill_during_save_and_resume(root: &str, data: &str, want: &BTreeMap<i64, f64>) {
+    let b = format!("{root}/killed-in-save");
+    let mut args = pretrain_args(data, &b);
+    args.push("--checkpoint_steps=1".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simclr"))
+        .args(&args)
+        .envs(storage_support::child_env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let dir = Location::parse(&b).expect("url");
+    let t = Instant::now();
+    while !storage::exists(&dir.join("ckpt-3.safetensors")).expect("head") {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "{root}: no checkpoint after 300 s"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{root}: the run ended ({status}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let committed = simclr::ckpt::native::list(&PathBuf::from(&b))
+        .last()
+        .map(|(s, _)| *s)
+        .expect("the step-2 checkpoint was committed before step 3 was saved");
+    assert!(committed == 2 || committed == 3, "{root}: {committed}");
+    let key = format!("killed-in-save/ckpt-{committed}.safetensors");
+    let before = s3_gets(&key);
+    let text = run(&args);
+    assert!(
+        text.contains(&format!("resuming from {b}/ckpt-{committed}.safetensors")),
+        "{root}: {text}"
+    );
+    assert_eq!(
+        s3_gets(&key) - before,
+        1,
+        "{root}: the resumed checkpoint was fetched more than once"
+    );
+    let got = losses(&b);
+    for step in committed as i64 + 1..=4 {
+        assert_eq!(
+            got[&step].to_bits(),
+            want[&step].to_bits(),
+            "{root}: step {step}: resumed {} vs uninterrupted {}",
+            got[&step],
+            want[&step]
+        );
+    }
+}
+
+/// `simclr features` and `simclr probe` with every path in the bucket.
+fn features_and_probe(root: &str, model_dir: &str) {
+    let imgs = Location::parse(root).expect("url").join("images");
+    for (i, c) in ["x", "y"].iter().enumerate() {
+        let img = image::RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 7) as u8, (i * 90) as u8])
+        });
+        let mut buf = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buf, image::ImageFormat::Png).expect("png");
+        storage::put(&imgs.join(&format!("{c}/{i}.png")), buf.into_inner()).expect("upload");
+    }
+    let out = format!("{root}/features");
+    run(&[
+        "features".into(),
+        format!("--export={model_dir}"),
+        format!("--images={imgs}"),
+        format!("--out={out}"),
+        "--outputs=final_avg_pool".into(),
+        "--batch=2".into(),
+    ]);
+    let out_loc = Location::parse(&out).expect("url");
+    let arr = simclr::npy::parse(
+        &storage::read(&out_loc.join("final_avg_pool.npy")).expect("npy in the bucket"),
+        "final_avg_pool.npy",
+    )
+    .expect("npy");
+    assert_eq!(arr.shape, [2, 512], "{root}");
+    let files = storage::read_to_string(&out_loc.join("files.txt")).expect("files.txt");
+    assert_eq!(files.lines().count(), 2, "{files}");
+    assert!(files.starts_with(&imgs.to_string()), "{files}");
+
+    let json = format!("{root}/probe.json");
+    run(&[
+        "probe".into(),
+        format!("--model_dir={model_dir}"),
+        "--train_examples=16".into(),
+        "--eval_examples=8".into(),
+        format!("--json={json}"),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(
+        &storage::read_to_string(&Location::parse(&json).expect("url")).expect("probe json"),
+    )
+    .expect("json");
+    assert_eq!(v["train_examples"], 16, "{v}");
+    assert!(v["weights"].as_str().is_some_and(|w| w.contains(model_dir)), "{v}");
+}
+
 #[test]
 fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_a_bucket_tf_checkpoint() {
     for root in storage_support::roots("run") {
@@ -216,12 +331,13 @@ fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_a_bucket_tf_checkpoi
             tensorboard_reads_the_events(&root, &a);
         }
 
-        // SIGKILL once the checkpoint of step 2 is committed, then resume
-        // (on gs:// only, to keep the suite short: the commit protocol is
-        // the same code on both, and tests/storage_cloud.rs checks it on
-        // each).
+        // SIGKILL once the checkpoint of step 2 is committed (gs://), or
+        // during the save of step 3 (s3://), then resume.
         if gcs {
             kill_and_resume(&root, &data, &want);
+        } else {
+            kill_during_save_and_resume(&root, &data, &want);
+            features_and_probe(&root, &a);
         }
 
         // Fine-tune from a TensorFlow checkpoint in the bucket.

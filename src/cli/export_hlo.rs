@@ -13,6 +13,7 @@ use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
 use crate::simclr::{eval_program, train_program, TrainMode};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
+use crate::storage::{self, Location};
 use std::path::PathBuf;
 
 /// Arguments of `simclr export_hlo`: `--out DIR`, `--no_compile`, and the
@@ -359,7 +360,17 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         print!("{USAGE}");
         return Ok(());
     }
-    let cmd = ExportCommand::parse(&args.args)?;
-    export(&cmd, &mut std::io::stdout().lock())?;
+    let mut cmd = ExportCommand::parse(&args.args)?;
+    let dest = Location::from_path(&cmd.out)?;
+    if dest.is_local() {
+        export(&cmd, &mut std::io::stdout().lock())?;
+        return Ok(());
+    }
+    // A bucket: export into a local folder, then upload it whole.
+    let staging = storage::staging_dir("export")?;
+    cmd.out = staging.path().to_path_buf();
+    export(&cmd, &mut std::io::sink())?;
+    let n = storage::upload_dir(staging.path(), &dest)?;
+    println!("wrote {} ({n} files)", dest.join("index.json"));
     Ok(())
 }

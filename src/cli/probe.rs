@@ -15,6 +15,7 @@ use crate::ckpt;
 use crate::data::{self, Dataset};
 use crate::train::{probe, HostState};
 use anyhow::{anyhow, Context, Result};
+use crate::storage::{self, Location};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -73,15 +74,11 @@ fn subset(ds: &dyn Dataset, n: usize, name: &str) -> Result<Arc<dyn Dataset>> {
 
 /// Runs `simclr probe`.
 pub fn run(args: &ProbeArgs) -> Result<()> {
-    let path = args.model_dir.join("flags.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {}; pass the model_dir of a `simclr run`",
-            path.display()
-        )
-    })?;
+    let path = Location::from_path(&args.model_dir)?.join("flags.json");
+    let text = storage::read_to_string(&path)
+        .with_context(|| format!("cannot read {path}; pass the model_dir of a `simclr run`"))?;
     let mut flags = flags_from_json(
-        &serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?,
+        &serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))?,
     )?;
     if let Some(d) = &args.data_dir {
         flags.data_dir = Some(d.clone());
@@ -104,7 +101,7 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
                 args.model_dir.display()
             )
         })?;
-        let c = ckpt::native::load(&latest.path)?;
+        let c = latest.load()?;
         for (name, t) in &c.tensors {
             overrides.insert(name.clone(), crate::train::from_ckpt(name, t)?);
         }
@@ -140,8 +137,11 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
             "train_examples": train.len(),
             "feature_dim": d,
         });
-        std::fs::write(p, serde_json::to_string_pretty(&v)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        storage::put(
+            &Location::from_path(p)?,
+            serde_json::to_string_pretty(&v)?.into_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
 }
