@@ -26,7 +26,8 @@ use std::time::Instant;
 /// (two views of `size`², blur when `size > 32`) over at least 3 s.
 fn input_rate(dataset: &str, data_dir: Option<&Path>, size: usize) -> anyhow::Result<(f64, f64)> {
     let t0 = Instant::now();
-    let ds: Arc<dyn Dataset> = Arc::from(open_dataset(dataset, data_dir, "train", BadImages::Fail)?);
+    let ds: Arc<dyn Dataset> =
+        Arc::from(open_dataset(dataset, data_dir, "train", BadImages::Fail)?);
     let open = t0.elapsed().as_secs_f64();
     let batch = if size > 32 { 32 } else { 256 };
     let mut cfg = PipelineConfig::pretrain(batch, 1, size, if size > 32 { 1.0 } else { 0.5 }, 1);
@@ -196,17 +197,28 @@ fn input_pipeline(bucket: &str, cifar: &Path) -> anyhow::Result<()> {
         storage::upload_dir(&folder, &root.join("jpegs"))?;
         storage::upload_dir(&tfds, &root.join("tfds"))?;
     }
-    rows.push(("JPEG folder 224²".into(), folder.display().to_string(), None, 224));
-    rows.push(("TFDS shards 224²".into(), "imagenet2012".into(), Some(tfds.clone()), 224));
+    rows.push((
+        "JPEG folder 224²".into(),
+        folder.display().to_string(),
+        None,
+        224,
+    ));
+    rows.push((
+        "TFDS shards 224²".into(),
+        "imagenet2012".into(),
+        Some(tfds.clone()),
+        224,
+    ));
     for (what, dataset, dir, size) in rows {
         let mut line = format!("  {what:17}");
         for s in ["local", "gs", "s3"] {
             let remote = |p: &str| format!("{s}://{bucket}/input-{}/{p}", std::process::id());
             let (ds, d): (String, Option<PathBuf>) = match (s, what.as_str()) {
                 ("local", _) => (dataset.clone(), dir.clone()),
-                (_, w) if w.starts_with("CIFAR") => {
-                    (dataset.clone(), Some(PathBuf::from(format!("{s}://{bucket}/cifar"))))
-                }
+                (_, w) if w.starts_with("CIFAR") => (
+                    dataset.clone(),
+                    Some(PathBuf::from(format!("{s}://{bucket}/cifar"))),
+                ),
                 (_, w) if w.starts_with("JPEG") => (remote("jpegs"), None),
                 _ => (dataset.clone(), Some(PathBuf::from(remote("tfds")))),
             };

@@ -112,7 +112,11 @@ fn tfds_shards_in_a_bucket_read_like_local_ones() {
         std::env::set_var("SIMCLR_SHARD_CACHE_MB", "0");
         let ds = open_dataset("cifar10", Some(url), "train", BadImages::Fail).expect("bucket");
         std::env::remove_var("SIMCLR_SHARD_CACHE_MB");
-        same_examples(local_ds.as_ref(), ds.as_ref(), &format!("{root} (no cache)"));
+        same_examples(
+            local_ds.as_ref(),
+            ds.as_ref(),
+            &format!("{root} (no cache)"),
+        );
         let test = open_dataset("cifar10", Some(url), "test", BadImages::Fail).expect("test");
         assert_eq!(test.len(), 5);
 
@@ -125,16 +129,23 @@ fn tfds_shards_in_a_bucket_read_like_local_ones() {
             .filter_map(|i| ds.get(i).err().map(|e| e.to_string()))
             .collect();
         assert!(
-            errors.iter().any(|e| e.contains(&name) && e.contains("CRC")),
+            errors
+                .iter()
+                .any(|e| e.contains(&name) && e.contains("CRC")),
             "{root}: {errors:?}"
         );
 
         // No shards at all: the error names the bucket prefix.
         let missing = format!("{root}/nothing-here");
-        let e = open_dataset("cifar10", Some(Path::new(&missing)), "train", BadImages::Fail)
-            .err()
-            .expect("no shards")
-            .to_string();
+        let e = open_dataset(
+            "cifar10",
+            Some(Path::new(&missing)),
+            "train",
+            BadImages::Fail,
+        )
+        .err()
+        .expect("no shards")
+        .to_string();
         assert!(e.contains(&missing), "{e}");
     }
 }
@@ -216,12 +227,18 @@ fn export_hlo_and_inspect_write_and_read_buckets() {
         .map(|e| e.name)
         .collect();
     assert!(names.iter().any(|n| n == "index.json"), "{names:?}");
-    assert!(names.iter().any(|n| n.ends_with(".hlo.txt") || n.ends_with(".txt")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.ends_with(".hlo.txt") || n.ends_with(".txt")),
+        "{names:?}"
+    );
     let report = format!("{s3}/report");
     let text = simclr(&["inspect", &export, "--out", &report]);
     assert!(text.contains(&report), "{text}");
-    let page = storage::read_to_string(&Location::parse(&report).expect("url").join("finetune.html"))
-        .expect("the report's page is in the bucket");
+    let page =
+        storage::read_to_string(&Location::parse(&report).expect("url").join("finetune.html"))
+            .expect("the report's page is in the bucket");
     assert!(page.contains("No optimized module"), "finetune.html");
     // A prefix with no export: a clear error.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_simclr"))
@@ -230,5 +247,8 @@ fn export_hlo_and_inspect_write_and_read_buckets() {
         .output()
         .expect("simclr runs");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("holds no export"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("holds no export"),
+        "{err}"
+    );
 }

@@ -220,7 +220,8 @@ fn features_and_probe(root: &str, model_dir: &str) {
             image::Rgb([(x * 5) as u8, (y * 7) as u8, (i * 90) as u8])
         });
         let mut buf = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut buf, image::ImageFormat::Png).expect("png");
+        img.write_to(&mut buf, image::ImageFormat::Png)
+            .expect("png");
         storage::put(&imgs.join(&format!("{c}/{i}.png")), buf.into_inner()).expect("upload");
     }
     let out = format!("{root}/features");
@@ -256,7 +257,10 @@ fn features_and_probe(root: &str, model_dir: &str) {
     )
     .expect("json");
     assert_eq!(v["train_examples"], 16, "{v}");
-    assert!(v["weights"].as_str().is_some_and(|w| w.contains(model_dir)), "{v}");
+    assert!(
+        v["weights"].as_str().is_some_and(|w| w.contains(model_dir)),
+        "{v}"
+    );
 }
 
 fn finetune_args(data: &str, checkpoint: &str, model_dir: &str) -> Vec<String> {
@@ -365,7 +369,10 @@ fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_bucket_checkpoints()
         .map(|e| e.name)
         .collect();
     for want_name in ["result.json", "result_1.json", "export/1/checkpoint.json"] {
-        assert!(names.iter().any(|n| n == want_name), "{want_name}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == want_name),
+            "{want_name}: {names:?}"
+        );
     }
     features_and_probe(s3, &ft);
 }

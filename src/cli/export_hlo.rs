@@ -11,9 +11,9 @@ use super::run::{client_and_replicas, open, step_config};
 use crate::inspect::fit::{self, DeviceSpec, NeedModel};
 use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
 use crate::simclr::{eval_program, train_program, TrainMode};
+use crate::storage::{self, Location};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
-use crate::storage::{self, Location};
 use std::path::PathBuf;
 
 /// Arguments of `simclr export_hlo`: `--out DIR`, `--no_compile`, and the

@@ -14,9 +14,9 @@ use crate::ir::{Builder, ElementType, Shape, Tensor};
 use crate::nn::{self, ForwardOptions, ModelConfig, ProjHeadMode, Store};
 use crate::npy::{self, NpyArray, NpyData};
 use crate::pjrt::{Client, ClientOptions, HostArray};
+use crate::storage::{self, Location};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
-use crate::storage::{self, Location};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `simclr features`.

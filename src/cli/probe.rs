@@ -13,9 +13,9 @@
 use super::flags::RunFlags;
 use crate::ckpt;
 use crate::data::{self, Dataset};
+use crate::storage::{self, Location};
 use crate::train::{probe, HostState};
 use anyhow::{anyhow, Context, Result};
-use crate::storage::{self, Location};
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -338,7 +338,11 @@ pub fn find_shards(dir: &Path, name: &str, split: &str) -> Result<Vec<PathBuf>, 
 /// # Errors
 /// Storage errors other than a missing file; [`Error::Corrupt`] for a file
 /// that is not JSON.
-pub fn shard_lengths(dir: &Path, split: &str, num_shards: usize) -> Result<Option<Vec<u64>>, Error> {
+pub fn shard_lengths(
+    dir: &Path,
+    split: &str,
+    num_shards: usize,
+) -> Result<Option<Vec<u64>>, Error> {
     let loc = Location::from_path(dir)?.join("dataset_info.json");
     let text = match storage::read_to_string(&loc) {
         Ok(t) => t,
@@ -474,15 +478,14 @@ impl TfdsImages {
         split: &str,
         num_classes: usize,
     ) -> Result<Self, Error> {
-        let (found, files) =
-            shards_in(dir, name, None, split).ok_or_else(|| Error::NotFound {
-                what: format!(
-                    "TFDS {name} {split} shards ({})",
-                    tfds_shard_name(name, split, 0, 1)
-                ),
-                path: dir.display().to_string(),
-                hint: format!("prepare {name} with tensorflow_datasets under --data_dir"),
-            })?;
+        let (found, files) = shards_in(dir, name, None, split).ok_or_else(|| Error::NotFound {
+            what: format!(
+                "TFDS {name} {split} shards ({})",
+                tfds_shard_name(name, split, 0, 1)
+            ),
+            path: dir.display().to_string(),
+            hint: format!("prepare {name} with tensorflow_datasets under --data_dir"),
+        })?;
         let lengths = shard_lengths(&found, split, files.len())?;
         Self::open_files(files, lengths, None, num_classes)
     }
@@ -503,15 +506,17 @@ impl TfdsImages {
             split
         };
         if let (Some(cfg), "train") = (subset.config(), split) {
-            if let Some((found, files)) = shards_in(dir, "imagenet2012_subset", Some(cfg), split)
-            {
+            if let Some((found, files)) = shards_in(dir, "imagenet2012_subset", Some(cfg), split) {
                 let lengths = shard_lengths(&found, split, files.len())?;
                 return Self::open_files(files, lengths, None, 1000);
             }
             let list_name = subset.list_name().unwrap_or_default();
             let root = Location::from_path(dir)?;
             let mut text = None;
-            for cand in [root.join(list_name), root.join("imagenet_subsets").join(list_name)] {
+            for cand in [
+                root.join(list_name),
+                root.join("imagenet_subsets").join(list_name),
+            ] {
                 match storage::read_to_string(&cand) {
                     Ok(t) => {
                         text = Some(t);
@@ -617,20 +622,22 @@ impl TfdsImages {
 
     /// The payload of example `index` and the name and offset of its record.
     fn record(&self, index: usize) -> Result<(Vec<u8>, String, u64), Error> {
-        let out_of_range = |n: usize| {
-            Error::Config(format!(
-                "example index {index} out of range ({n} records)"
-            ))
-        };
+        let out_of_range =
+            |n: usize| Error::Config(format!("example index {index} out of range ({n} records)"));
         match &self.source {
             Source::Local(records) => {
-                let (fi, pos) = *records.get(index).ok_or_else(|| out_of_range(records.len()))?;
+                let (fi, pos) = *records
+                    .get(index)
+                    .ok_or_else(|| out_of_range(records.len()))?;
                 let path = &self.files[fi as usize];
                 let bytes = read_record(path, pos, index as u64)?;
                 Ok((bytes, path.display().to_string(), pos.offset))
             }
             Source::Cloud(c) => {
-                let (s, r) = *c.order.get(index).ok_or_else(|| out_of_range(c.order.len()))?;
+                let (s, r) = *c
+                    .order
+                    .get(index)
+                    .ok_or_else(|| out_of_range(c.order.len()))?;
                 c.record(s as usize, r as usize)
             }
         }
@@ -660,7 +667,13 @@ fn scan_bytes(bytes: &[u8], name: &str) -> Result<Vec<RecordPos>, Error> {
             });
         }
         let o = off as usize;
-        let pos = check_header(&bytes[o..o + 8], u32_le(&bytes[o + 8..o + 12]), name, rec, off)?;
+        let pos = check_header(
+            &bytes[o..o + 8],
+            u32_le(&bytes[o + 8..o + 12]),
+            name,
+            rec,
+            off,
+        )?;
         let need = pos.len.saturating_add(16);
         if size - off < need {
             return Err(Error::Truncated {
@@ -810,9 +823,11 @@ impl CloudShards {
     }
 
     fn index(&self, s: usize) -> Result<Arc<Vec<RecordPos>>, Error> {
-        self.shards[s].index.get().cloned().ok_or_else(|| {
-            Error::Pipeline(format!("{} was not indexed", self.shards[s].loc))
-        })
+        self.shards[s]
+            .index
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Pipeline(format!("{} was not indexed", self.shards[s].loc)))
     }
 
     /// The whole shard `s`, from the cache or downloaded now (waiting for a
@@ -883,7 +898,10 @@ impl CloudShards {
         let mut r = storage::open_reader(&shard.loc, storage::ReadAhead::default())?;
         let mut bytes = Vec::new();
         r.read_to_end(&mut bytes).map_err(|e| {
-            match e.into_inner().map(|inner| inner.downcast::<storage::Error>()) {
+            match e
+                .into_inner()
+                .map(|inner| inner.downcast::<storage::Error>())
+            {
                 Some(Ok(se)) => Error::Storage(*se),
                 Some(Err(other)) => Error::Io {
                     path: shard.loc.to_string(),
@@ -915,14 +933,14 @@ impl CloudShards {
                 // The shard left the cache: read this record alone, and
                 // fetch the whole shard again when the reader is near its
                 // start (the next epoch's pass over it).
-                let pos = *index.get(r).ok_or_else(|| missing_record(&name, r, index.len()))?;
+                let pos = *index
+                    .get(r)
+                    .ok_or_else(|| missing_record(&name, r, index.len()))?;
                 if r < index.len() / 8 {
                     self.prefetch(s..s + 1 + self.ahead);
                 }
-                let buf = storage::read_range(
-                    &shard.loc,
-                    pos.offset + 12..pos.offset + 16 + pos.len,
-                )?;
+                let buf =
+                    storage::read_range(&shard.loc, pos.offset + 12..pos.offset + 16 + pos.len)?;
                 let n = pos.len as usize;
                 check_data(&buf[..n], u32_le(&buf[n..]), &name, r as u64, pos.offset)?;
                 let mut buf = buf;
@@ -932,8 +950,14 @@ impl CloudShards {
             (None, None) => self.shard_bytes(s, true)?,
         };
         let index = self.index(s)?;
-        let pos = *index.get(r).ok_or_else(|| missing_record(&name, r, index.len()))?;
-        Ok((payload(&bytes, pos, &name, r as u64)?.to_vec(), name, pos.offset))
+        let pos = *index
+            .get(r)
+            .ok_or_else(|| missing_record(&name, r, index.len()))?;
+        Ok((
+            payload(&bytes, pos, &name, r as u64)?.to_vec(),
+            name,
+            pos.offset,
+        ))
     }
 }
 
