@@ -187,6 +187,10 @@ fn kill_during_save_and_resume(root: &str, data: &str, want: &BTreeMap<i64, f64>
         .map(|(s, _)| *s)
         .expect("the step-2 checkpoint was committed before step 3 was saved");
     assert!(committed == 2 || committed == 3, "{root}: {committed}");
+    eprintln!(
+        "{root}: killed {} the save of step 3 was committed",
+        if committed == 2 { "before" } else { "after" }
+    );
     let key = format!("killed-in-save/ckpt-{committed}.safetensors");
     let before = s3_gets(&key);
     let text = run(&args);

@@ -24,13 +24,15 @@ use std::path::{Path, PathBuf};
 #[command(rename_all = "snake_case")]
 pub struct FeaturesArgs {
     /// An export directory (`model_dir/export/<step>`) or a `model_dir`
-    /// (its newest export).
+    /// (its newest export); local, `gs://…` or `s3://…`.
     #[arg(long)]
     pub export: PathBuf,
-    /// Folder of JPEG/PNG images (searched recursively, sorted by path).
+    /// Folder of JPEG/PNG images (searched recursively, sorted by path);
+    /// local or a bucket prefix.
     #[arg(long)]
     pub images: PathBuf,
-    /// Output folder: one `<name>.npy` per intermediate plus `files.txt`.
+    /// Output folder (local or a bucket prefix): one `<name>.npy` per
+    /// intermediate plus `files.txt`.
     #[arg(long)]
     pub out: PathBuf,
     /// Intermediates to write (comma-separated; default: all).

@@ -23,8 +23,8 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 #[command(rename_all = "snake_case")]
 pub struct ProbeArgs {
-    /// The run's `model_dir`: its `flags.json` gives the architecture and
-    /// dataset, its newest checkpoint the weights.
+    /// The run's `model_dir` (local or a bucket prefix): its `flags.json`
+    /// gives the architecture and dataset, its newest checkpoint the weights.
     #[arg(long)]
     pub model_dir: PathBuf,
     /// Evaluate the network at its random initialisation instead.
@@ -42,7 +42,7 @@ pub struct ProbeArgs {
     /// Override `--pjrt_plugin` of the run.
     #[arg(long)]
     pub pjrt_plugin: Option<String>,
-    /// Write the accuracies as JSON to this file.
+    /// Write the accuracies as JSON to this file (local or a bucket object).
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
