@@ -18,6 +18,7 @@ use simclr::storage::{self, Location};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const RECORD: usize = 3073;
@@ -157,7 +158,7 @@ fn s3_gets(key: &str) -> usize {
 /// and resumes it: the resumed run starts from step 2 or 3, reads that
 /// checkpoint once (one GET in moto's log) and its steps give the
 /// uninterrupted run's losses bit for bit.
-fn kill_during_save_and_resume(root: &str, data: &str, want: &BTreeMap<i64, f64>) -> String {
+fn kill_during_save_and_resume(root: &str, data: &str) -> String {
     let b = format!("{root}/killed-in-save");
     let mut args = pretrain_args(data, &b);
     args.push("--checkpoint_steps=1".into());
@@ -204,6 +205,7 @@ fn kill_during_save_and_resume(root: &str, data: &str, want: &BTreeMap<i64, f64>
         "{root}: the resumed checkpoint was fetched more than once"
     );
     let got = losses(&b);
+    let want = reference_losses();
     for step in committed as i64 + 1..=4 {
         assert_eq!(
             got[&step].to_bits(),
@@ -299,10 +301,48 @@ fn finetune_args(data: &str, checkpoint: &str, model_dir: &str) -> Vec<String> {
     .collect()
 }
 
+/// The uninterrupted run's losses, which the gs:// test publishes and the
+/// s3:// test (running at the same time) compares with: `None` until
+/// known, `Some(Err)` when the reference run failed.
+static REFERENCE: (Mutex<Option<Result<BTreeMap<i64, f64>, String>>>, Condvar) =
+    (Mutex::new(None), Condvar::new());
+
+fn publish_reference(r: Result<BTreeMap<i64, f64>, String>) {
+    let mut g = REFERENCE.0.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_none() {
+        *g = Some(r);
+    }
+    REFERENCE.1.notify_all();
+}
+
+fn reference_losses() -> BTreeMap<i64, f64> {
+    let g = REFERENCE.0.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, _) = REFERENCE
+        .1
+        .wait_timeout_while(g, Duration::from_secs(900), |r| r.is_none())
+        .unwrap_or_else(|e| e.into_inner());
+    match g.as_ref() {
+        Some(Ok(w)) => w.clone(),
+        Some(Err(e)) => panic!("the gs:// reference run failed: {e}"),
+        None => panic!("no gs:// reference losses after 900 s"),
+    }
+}
+
+/// Publishes a failure if the gs:// test panics before the reference.
+struct ReferenceGuard;
+
+impl Drop for ReferenceGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            publish_reference(Err("the gs:// test panicked".into()));
+        }
+    }
+}
+
 #[test]
-fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_bucket_checkpoints() {
-    let roots = storage_support::roots("run");
-    let (gs, s3) = (&roots[0], &roots[1]);
+fn gs_run_in_a_bucket_tensorboard_reads_it_fine_tune_from_a_bucket_tf_checkpoint() {
+    let _guard = ReferenceGuard;
+    let gs = &storage_support::roots("run")[0];
 
     // gs://: the reference run, TensorBoard, a TensorFlow checkpoint.
     let data = upload_cifar(gs);
@@ -314,6 +354,7 @@ fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_bucket_checkpoints()
         [1, 2, 3, 4],
         "{want:?}"
     );
+    publish_reference(Ok(want));
     let names: Vec<String> = storage::list(&Location::parse(&a).expect("url"), true)
         .expect("list")
         .into_iter()
@@ -350,11 +391,13 @@ fn runs_in_a_bucket_resume_after_sigkill_and_fine_tune_from_bucket_checkpoints()
             .map(|(s, _)| *s),
         Some(1)
     );
+}
 
-    // s3://: killed during a save and resumed; fine-tuned from the simclr
-    // checkpoint and evaluated; features and probe.
+#[test]
+fn s3_run_killed_in_a_save_resumes_fine_tunes_and_serves_features_and_probe() {
+    let s3 = &storage_support::roots("run")[1];
     let data = upload_cifar(s3);
-    let b = kill_during_save_and_resume(s3, &data, &want);
+    let b = kill_during_save_and_resume(s3, &data);
     let ft = format!("{s3}/finetune");
     let mut ftargs = finetune_args(&data, &b, &ft);
     // The evaluation takes CIFAR-10's own 32×32 images.
