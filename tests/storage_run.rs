@@ -304,10 +304,11 @@ fn finetune_args(data: &str, checkpoint: &str, model_dir: &str) -> Vec<String> {
 /// The uninterrupted run's losses, which the gs:// test publishes and the
 /// s3:// test (running at the same time) compares with: `None` until
 /// known, `Some(Err)` when the reference run failed.
-static REFERENCE: (Mutex<Option<Result<BTreeMap<i64, f64>, String>>>, Condvar) =
-    (Mutex::new(None), Condvar::new());
+static REFERENCE: (Mutex<Option<Reference>>, Condvar) = (Mutex::new(None), Condvar::new());
 
-fn publish_reference(r: Result<BTreeMap<i64, f64>, String>) {
+type Reference = Result<BTreeMap<i64, f64>, String>;
+
+fn publish_reference(r: Reference) {
     let mut g = REFERENCE.0.lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {
         *g = Some(r);
