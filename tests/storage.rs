@@ -8,6 +8,8 @@ mod storage_support;
 
 #[path = "storage_cloud.rs"]
 mod storage_cloud;
+#[path = "storage_data.rs"]
+mod storage_data;
 #[path = "storage_run.rs"]
 mod storage_run;
 #[path = "storage_server_gone.rs"]

@@ -78,6 +78,34 @@ pub struct Latest {
     pub step: u64,
     /// Newer checkpoints that were unreadable, newest first.
     pub skipped: Vec<Skipped>,
+    /// The reader that verified it (holding its bytes when it lies in a
+    /// bucket), so that [`Latest::load`] does not fetch it again.
+    opened: Option<std::sync::Arc<Reader>>,
+}
+
+impl Latest {
+    /// Loads the checkpoint from the bytes [`latest`] already read and
+    /// verified (one download in all when it lies in a bucket).
+    ///
+    /// # Errors
+    /// As [`load`].
+    pub fn load(&self) -> Result<Checkpoint> {
+        match &self.opened {
+            Some(r) => load_from(r),
+            None => load(&self.path),
+        }
+    }
+
+    /// The reader that verified it (opened again only if it is shared).
+    ///
+    /// # Errors
+    /// As [`Reader::open`].
+    pub fn into_reader(self) -> Result<Reader> {
+        match self.opened.map(std::sync::Arc::try_unwrap) {
+            Some(Ok(r)) => Ok(r),
+            _ => Reader::open(&self.path),
+        }
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -480,12 +508,13 @@ pub fn latest(model_dir: &Path) -> Result<Option<Latest>> {
     }
     let mut skipped = vec![];
     for (step, path) in try_list(model_dir)?.into_iter().rev() {
-        match Reader::open(&path).and_then(|r| r.verify()) {
-            Ok(()) => {
+        match Reader::open(&path).and_then(|r| r.verify().map(|()| r)) {
+            Ok(r) => {
                 return Ok(Some(Latest {
                     path,
                     step,
                     skipped,
+                    opened: Some(std::sync::Arc::new(r)),
                 }))
             }
             Err(e) => skipped.push(Skipped {
@@ -513,7 +542,10 @@ pub fn latest(model_dir: &Path) -> Result<Option<Latest>> {
 
 /// Loads a native checkpoint file (all tensors, checksums verified).
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let r = Reader::open(path)?;
+    load_from(&Reader::open(path)?)
+}
+
+fn load_from(r: &Reader) -> Result<Checkpoint> {
     let mut tensors = BTreeMap::new();
     for e in &r.entries {
         tensors.insert(e.name.clone(), r.read(&e.name)?);

@@ -43,7 +43,7 @@ impl Source {
         };
         if is_dir && !native::try_list(path)?.is_empty() {
             return match native::latest(path)? {
-                Some(l) => Ok(Source::Native(native::Reader::open(&l.path)?)),
+                Some(l) => Ok(Source::Native(l.into_reader()?)),
                 None => Err(Error::NotFound {
                     path: path.to_path_buf(),
                     detail: "no readable ckpt-*.safetensors".into(),

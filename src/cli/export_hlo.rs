@@ -13,6 +13,7 @@ use super::run::{client_and_replicas, open, step_config};
 use crate::inspect::fit::{self, DeviceSpec, NeedModel};
 use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
 use crate::simclr::{distill_program, eval_program, train_program, TrainMode};
+use crate::storage::{self, Location};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
@@ -48,7 +49,8 @@ const USAGE: &str =
        [--verbose] [flags of simclr run]\n\n\
 Writes DIR/<program>/{module.hlo.txt,module.pb,optimized.hlo.txt,optimized.pb,cost.json,\n\
 memory.json,params.tsv,params.json} for the train program (--train_mode) and the eval\n\
-program, and DIR/index.json. `simclr run --help` lists the flags.\n\n\
+program, and DIR/index.json. DIR may be gs://bucket/prefix or s3://bucket/prefix (written\n\
+locally first, then uploaded). `simclr run --help` lists the flags.\n\n\
 --device_memory checks that one replica fits a device: bytes (16GiB, 80GB, 17179869184)\n\
 or tpu_v3 (per core), tpu_v4, tpu_v5e, tpu_v5p, a100_40gb, a100_80gb, h100, h200.\n\
 Without it the plugin's device memory limit is used where the plugin reports one.\n\
@@ -368,7 +370,24 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         print!("{USAGE}");
         return Ok(());
     }
-    let cmd = ExportCommand::parse(&args.args)?;
-    export(&cmd, &mut std::io::stdout().lock())?;
+    let mut cmd = ExportCommand::parse(&args.args)?;
+    let dest = Location::from_path(&cmd.out)?;
+    if dest.is_local() {
+        export(&cmd, &mut std::io::stdout().lock())?;
+        return Ok(());
+    }
+    // A bucket: export into a local folder, then upload it whole.
+    let staging = storage::staging_dir("export")?;
+    cmd.out = staging.path().to_path_buf();
+    let mut report = Vec::new();
+    export(&cmd, &mut report)?;
+    let n = storage::upload_dir(staging.path(), &dest)?;
+    // The program lines, without the staging folder's "wrote" line.
+    for line in String::from_utf8_lossy(&report).lines() {
+        if !line.starts_with("wrote ") {
+            println!("{line}");
+        }
+    }
+    println!("wrote {} ({n} files)", dest.join("index.json"));
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::ir::{Builder, ElementType, Shape, Tensor};
 use crate::nn::{self, ForwardOptions, ModelConfig, ProjHeadMode, Store};
 use crate::npy::{self, NpyArray, NpyData};
 use crate::pjrt::{Client, ClientOptions, HostArray};
+use crate::storage::{self, Location};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -23,13 +24,15 @@ use std::path::{Path, PathBuf};
 #[command(rename_all = "snake_case")]
 pub struct FeaturesArgs {
     /// An export directory (`model_dir/export/<step>`) or a `model_dir`
-    /// (its newest export).
+    /// (its newest export); local, `gs://…` or `s3://…`.
     #[arg(long)]
     pub export: PathBuf,
-    /// Folder of JPEG/PNG images (searched recursively, sorted by path).
+    /// Folder of JPEG/PNG images (searched recursively, sorted by path);
+    /// local or a bucket prefix.
     #[arg(long)]
     pub images: PathBuf,
-    /// Output folder: one `<name>.npy` per intermediate plus `files.txt`.
+    /// Output folder (local or a bucket prefix): one `<name>.npy` per
+    /// intermediate plus `files.txt`.
     #[arg(long)]
     pub out: PathBuf,
     /// Intermediates to write (comma-separated; default: all).
@@ -58,21 +61,20 @@ pub const INTERMEDIATES: [&str; 10] = [
 ];
 
 fn find_export(path: &Path) -> Result<PathBuf> {
+    let loc = Location::from_path(path)?;
     if !ckpt::native::list(path).is_empty()
-        && path.join("checkpoint.json").exists()
-        && !path.join("export").exists()
+        && storage::exists(&loc.join("checkpoint.json"))?
+        && !storage::is_dir(&loc.join("export"))?
     {
         return Ok(path.to_path_buf());
     }
-    let root = path.join("export");
-    let newest = std::fs::read_dir(&root)
-        .ok()
+    let root = loc.join("export");
+    let newest = storage::list_dirs(&root)?
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .filter_map(|n| n.parse::<u64>().ok())
         .max();
     match newest {
-        Some(s) => Ok(root.join(s.to_string())),
+        Some(s) => Ok(root.join(&s.to_string()).to_path_buf()),
         None if !ckpt::native::list(path).is_empty() => Ok(path.to_path_buf()),
         None => bail!(
             "{} is neither an export directory nor a model_dir with exports; run an evaluation first (--mode=train_then_eval)",
@@ -81,24 +83,29 @@ fn find_export(path: &Path) -> Result<PathBuf> {
     }
 }
 
-fn list_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the image folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            list_images(&p, out)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        {
-            out.push(p);
-        }
+fn is_image_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
+/// The images below `dir` (a local folder or a bucket prefix), sorted by
+/// path.
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let loc = Location::from_path(dir)?;
+    if let Location::Local(_) = loc {
+        std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the image folder {}", dir.display()))?;
     }
-    Ok(())
+    let mut out: Vec<PathBuf> = storage::list(&loc, true)
+        .with_context(|| format!("cannot list the image folder {}", dir.display()))?
+        .into_iter()
+        .filter(|e| is_image_name(&e.name))
+        .map(|e| loc.join(&e.name).to_path_buf())
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// Runs `simclr features`.
@@ -106,7 +113,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     let dir = find_export(&args.export)?;
     let latest = ckpt::native::latest(&dir)?
         .ok_or_else(|| anyhow!("{} holds no readable checkpoint", dir.display()))?;
-    let c = ckpt::native::load(&latest.path)?;
+    let c = latest.load()?;
     let m = c.meta.get("model").ok_or_else(|| {
         anyhow!(
             "{} has no model description; use an export written by simclr run",
@@ -157,8 +164,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         }
         None => INTERMEDIATES.to_vec(),
     };
-    let mut files = vec![];
-    list_images(&args.images, &mut files)?;
+    let files = list_images(&args.images)?;
     if files.is_empty() {
         bail!("{} holds no .jpg/.jpeg/.png images", args.images.display());
     }
@@ -233,7 +239,8 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     for chunk in files.chunks(batch) {
         let mut pixels = Vec::with_capacity(batch * (s * s * 3) as usize);
         for f in chunk {
-            let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let bytes = storage::read(&Location::from_path(f)?)
+                .with_context(|| format!("cannot read {}", f.display()))?;
             let img = decode_image(&bytes, &f.display().to_string())?;
             pixels.extend(preprocess_for_eval(&img, &aug)?.data);
         }
@@ -255,15 +262,20 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
             outs[k].extend_from_slice(&h.to_f32()?[..chunk.len() * per]);
         }
     }
-    std::fs::create_dir_all(&args.out)
+    let out = Location::from_path(&args.out)?;
+    storage::create_dir_all(&out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let write_npy = |name: &str, arr: &NpyArray| -> Result<()> {
+        let dest = out.join(&format!("{name}.npy"));
+        storage::put(&dest, npy::to_bytes(arr)).with_context(|| format!("cannot write {dest}"))
+    };
     for (k, (name, _)) in chosen.iter().enumerate() {
         let mut shape = vec![files.len()];
         shape.extend(&shapes[k]);
         let arr = NpyArray::new(shape, NpyData::F32(std::mem::take(&mut outs[k])))?;
-        npy::write(args.out.join(format!("{name}.npy")), &arr)?;
+        write_npy(name, &arr)?;
         if *name == "final_avg_pool" && wanted.contains(&"default") {
-            npy::write(args.out.join("default.npy"), &arr)?;
+            write_npy("default", &arr)?;
         }
     }
     if want_input {
@@ -271,10 +283,10 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
             vec![files.len(), s as usize, s as usize, 3],
             NpyData::F32(inputs),
         )?;
-        npy::write(args.out.join("input.npy"), &arr)?;
+        write_npy("input", &arr)?;
     }
     let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
-    std::fs::write(args.out.join("files.txt"), list)
+    storage::put(&out.join("files.txt"), list.into_bytes())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
         "simclr features: {} images through {} → {} ({})",

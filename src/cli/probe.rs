@@ -13,6 +13,7 @@
 use super::flags::RunFlags;
 use crate::ckpt;
 use crate::data::{self, Dataset};
+use crate::storage::{self, Location};
 use crate::train::{probe, HostState};
 use anyhow::{anyhow, Context, Result};
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 #[command(rename_all = "snake_case")]
 pub struct ProbeArgs {
-    /// The run's `model_dir`: its `flags.json` gives the architecture and
-    /// dataset, its newest checkpoint the weights.
+    /// The run's `model_dir` (local or a bucket prefix): its `flags.json`
+    /// gives the architecture and dataset, its newest checkpoint the weights.
     #[arg(long)]
     pub model_dir: PathBuf,
     /// Evaluate the network at its random initialisation instead.
@@ -41,7 +42,7 @@ pub struct ProbeArgs {
     /// Override `--pjrt_plugin` of the run.
     #[arg(long)]
     pub pjrt_plugin: Option<String>,
-    /// Write the accuracies as JSON to this file.
+    /// Write the accuracies as JSON to this file (local or a bucket object).
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
@@ -73,15 +74,11 @@ fn subset(ds: &dyn Dataset, n: usize, name: &str) -> Result<Arc<dyn Dataset>> {
 
 /// Runs `simclr probe`.
 pub fn run(args: &ProbeArgs) -> Result<()> {
-    let path = args.model_dir.join("flags.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {}; pass the model_dir of a `simclr run`",
-            path.display()
-        )
-    })?;
+    let path = Location::from_path(&args.model_dir)?.join("flags.json");
+    let text = storage::read_to_string(&path)
+        .with_context(|| format!("cannot read {path}; pass the model_dir of a `simclr run`"))?;
     let mut flags = flags_from_json(
-        &serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?,
+        &serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))?,
     )?;
     if let Some(d) = &args.data_dir {
         flags.data_dir = Some(d.clone());
@@ -104,7 +101,7 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
                 args.model_dir.display()
             )
         })?;
-        let c = ckpt::native::load(&latest.path)?;
+        let c = latest.load()?;
         for (name, t) in &c.tensors {
             overrides.insert(name.clone(), crate::train::from_ckpt(name, t)?);
         }
@@ -140,8 +137,11 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
             "train_examples": train.len(),
             "feature_dim": d,
         });
-        std::fs::write(p, serde_json::to_string_pretty(&v)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        storage::put(
+            &Location::from_path(p)?,
+            serde_json::to_string_pretty(&v)?.into_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
 }

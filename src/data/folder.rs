@@ -7,12 +7,15 @@
 //! Classes are the sub-folder names in byte order, labelled 0, 1, …; files
 //! within a class are in byte order too. Images are decoded on demand with
 //! the `image` crate (JPEG and PNG only) and converted to 8-bit RGB.
+//! `root` may be a `gs://`/`s3://` prefix: the folder is listed once on
+//! open and each image is one GET when it is read.
 //! Does not own augmentation or caching.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Dataset, Error, Example, ImageU8, Split};
+use crate::storage::{self, Location};
 
 /// What to do with a file that cannot be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +60,36 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 impl ImageFolder {
-    /// Lists the files of one split of `root`.
+    /// Lists the files of one split of `root` (a local folder or a bucket
+    /// prefix).
     ///
     /// # Errors
     /// [`Error::NotFound`] when the split folder has no class folders with
-    /// images; [`Error::Io`] when listing fails.
+    /// images; [`Error::Io`] when listing fails; storage errors.
     pub fn open(root: &Path, split: Split, bad: BadImages) -> Result<Self, Error> {
         let names: &[&str] = match split {
             Split::Train => &["train"],
             Split::Eval => &["val", "validation", "test"],
         };
+        let not_found = || Error::NotFound {
+            what: format!(
+                "{} split folder",
+                if split == Split::Train {
+                    "training"
+                } else {
+                    "evaluation"
+                }
+            ),
+            path: root.display().to_string(),
+            hint: format!(
+                "create {} with one sub-folder per class",
+                names.join(" or ")
+            ),
+        };
+        let loc = Location::from_path(root)?;
+        if !loc.is_local() {
+            return Self::open_cloud(&loc, names, bad, not_found);
+        }
         let split_dir = names
             .iter()
             .map(|n| root.join(n))
@@ -77,21 +100,7 @@ impl ImageFolder {
                     .any(|n| root.join(n).is_dir());
                 (!any_split).then(|| root.to_path_buf())
             })
-            .ok_or_else(|| Error::NotFound {
-                what: format!(
-                    "{} split folder",
-                    if split == Split::Train {
-                        "training"
-                    } else {
-                        "evaluation"
-                    }
-                ),
-                path: root.display().to_string(),
-                hint: format!(
-                    "create {} with one sub-folder per class",
-                    names.join(" or ")
-                ),
-            })?;
+            .ok_or_else(not_found)?;
         let mut classes = Vec::new();
         let mut files = Vec::new();
         for class_dir in sorted_entries(&split_dir)?
@@ -110,15 +119,82 @@ impl ImageFolder {
             classes.push(name);
             files.extend(imgs.into_iter().map(|p| (p, label)));
         }
+        Self::finish(split_dir, classes, files, bad)
+    }
+
+    /// A folder in a bucket, from one recursive listing: the same layout
+    /// and order as a local folder (classes and files in byte order).
+    fn open_cloud(
+        root: &Location,
+        names: &[&str],
+        bad: BadImages,
+        not_found: impl Fn() -> Error,
+    ) -> Result<Self, Error> {
+        let entries = storage::list(root, true)?;
+        let has_dir = |d: &str| {
+            let p = format!("{d}/");
+            entries.iter().any(|e| e.name.starts_with(&p))
+        };
+        let split = match names.iter().find(|n| has_dir(n)) {
+            Some(n) => Some(*n),
+            None if ["train", "val", "validation", "test"]
+                .iter()
+                .any(|n| has_dir(n)) =>
+            {
+                return Err(not_found())
+            }
+            None => None,
+        };
+        let mut by_class: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for e in &entries {
+            let rest = match split {
+                Some(sp) => match e.name.strip_prefix(sp).and_then(|r| r.strip_prefix('/')) {
+                    Some(r) => r,
+                    None => continue,
+                },
+                None => e.name.as_str(),
+            };
+            let Some((class, file)) = rest.split_once('/') else {
+                continue;
+            };
+            let class_entry = by_class.entry(class).or_default();
+            if !file.contains('/') && is_image(Path::new(file)) {
+                class_entry.push(file);
+            }
+        }
+        let split_loc = match split {
+            Some(sp) => root.join(sp),
+            None => root.clone(),
+        };
+        let mut classes = Vec::new();
+        let mut files = Vec::new();
+        for (label, (class, mut imgs)) in by_class.into_iter().enumerate() {
+            imgs.sort_unstable();
+            let class_loc = split_loc.join(class);
+            files.extend(
+                imgs.into_iter()
+                    .map(|f| (class_loc.join(f).to_path_buf(), label as i32)),
+            );
+            classes.push(class.to_string());
+        }
+        Self::finish(split_loc.to_path_buf(), classes, files, bad)
+    }
+
+    fn finish(
+        root: PathBuf,
+        classes: Vec<String>,
+        files: Vec<(PathBuf, i32)>,
+        bad: BadImages,
+    ) -> Result<Self, Error> {
         if files.is_empty() {
             return Err(Error::NotFound {
                 what: "JPEG/PNG images in class sub-folders".into(),
-                path: split_dir.display().to_string(),
+                path: root.display().to_string(),
                 hint: "put images in <split>/<class>/*.jpg|*.png".into(),
             });
         }
         Ok(ImageFolder {
-            root: split_dir,
+            root,
             classes,
             files,
             bad,
@@ -167,7 +243,10 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<ImageU8, Error> {
 }
 
 fn load(path: &Path) -> Result<ImageU8, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = match Location::from_path(path)? {
+        Location::Local(_) => std::fs::read(path).map_err(|e| Error::io(path, e))?,
+        cloud => storage::read(&cloud)?,
+    };
     decode_image(&bytes, &path.display().to_string())
 }
 

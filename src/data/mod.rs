@@ -205,7 +205,11 @@ impl Split {
 /// * `fashion_mnist`: [`idx::FashionMnist`], else TFDS shards;
 /// * `imagenet2012`, `imagenet2012_subset/1pct`, `imagenet2012_subset/10pct`:
 ///   TFDS TFRecord shards, [`tfrecord::TfdsImages`];
-/// * anything else that is an existing folder: [`folder::ImageFolder`].
+/// * anything else that is an existing folder (a local path or a `gs://`,
+///   `s3://` prefix), or a folder of that name under `data_dir`:
+///   [`folder::ImageFolder`].
+///
+/// `data_dir` may be a bucket prefix (`gs://bucket/tensorflow_datasets`).
 ///
 /// `split_name` is the TFDS split (`train`, `test`, `validation`);
 /// `bad_images` says what an image folder does with undecodable files
@@ -253,7 +257,20 @@ pub fn open_dataset(
         }
         other => {
             let p = Path::new(other);
-            if p.is_dir() {
+            let in_bucket = crate::storage::Location::from_path(p).is_ok_and(|l| !l.is_local());
+            // A folder named by --dataset (local or gs://, s3://), else the
+            // folder of that name under --data_dir.
+            let under_data_dir = data_dir
+                .filter(|_| !in_bucket && !p.is_absolute() && !p.is_dir())
+                .map(|d| d.join(other))
+                .filter(|d| {
+                    crate::storage::Location::from_path(d)
+                        .and_then(|l| crate::storage::is_dir(&l))
+                        .unwrap_or(false)
+                });
+            if let Some(d) = under_data_dir {
+                Ok(Box::new(folder::ImageFolder::open(&d, split, bad_images)?))
+            } else if in_bucket || p.is_dir() {
                 Ok(Box::new(folder::ImageFolder::open(p, split, bad_images)?))
             } else {
                 Err(Error::Config(format!(

@@ -17,6 +17,9 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use crate::storage::{self, Location};
 
 use prost::Message;
 
@@ -271,20 +274,26 @@ pub fn tfds_shard_name(name: &str, split: &str, shard: usize, num_shards: usize)
     format!("{name}-{split}.tfrecord-{shard:05}-of-{num_shards:05}")
 }
 
-/// Finds the complete shard set `{name}-{split}.tfrecord-*-of-N` in `dir`.
+/// Finds the complete shard set `{name}-{split}.tfrecord-*-of-N` in `dir`
+/// (a local folder or a `gs://`/`s3://` prefix; the returned paths of a
+/// bucket are its URLs).
 ///
 /// # Errors
-/// [`Error::NotFound`] when there is none or some shard is missing.
+/// [`Error::NotFound`] when there is none or some shard is missing;
+/// storage errors listing a bucket.
 pub fn find_shards(dir: &Path, name: &str, split: &str) -> Result<Vec<PathBuf>, Error> {
     let prefix = format!("{name}-{split}.tfrecord-");
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let loc = Location::from_path(dir)?;
+    let entries = match &loc {
+        Location::Local(_) => {
+            std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+            storage::list(&loc, false)?
+        }
+        Location::Cloud { .. } => storage::list(&loc, false)?,
+    };
     let mut found: Vec<(usize, usize, PathBuf)> = Vec::new();
-    for e in rd {
-        let p = e.map_err(|e| Error::io(dir, e))?.path();
-        let Some(fname) = p.file_name().and_then(|s| s.to_str()) else {
-            continue;
-        };
-        let Some(rest) = fname.strip_prefix(&prefix) else {
+    for e in entries {
+        let Some(rest) = e.name.strip_prefix(&prefix) else {
             continue;
         };
         let mut parts = rest.split("-of-");
@@ -292,7 +301,7 @@ pub fn find_shards(dir: &Path, name: &str, split: &str) -> Result<Vec<PathBuf>, 
             continue;
         };
         if let (Ok(i), Ok(n)) = (a.parse::<usize>(), b.parse::<usize>()) {
-            found.push((i, n, p.clone()));
+            found.push((i, n, loc.join(&e.name).to_path_buf()));
         }
     }
     if found.is_empty() {
@@ -320,6 +329,53 @@ pub fn find_shards(dir: &Path, name: &str, split: &str) -> Result<Vec<PathBuf>, 
         });
     }
     Ok(found.into_iter().map(|(_, _, p)| p).collect())
+}
+
+/// The records per shard of `split` from TFDS's `dataset_info.json` in
+/// `dir` (its `splits[].shardLengths`), when the file exists and lists
+/// `num_shards` shards.
+///
+/// # Errors
+/// Storage errors other than a missing file; [`Error::Corrupt`] for a file
+/// that is not JSON.
+pub fn shard_lengths(
+    dir: &Path,
+    split: &str,
+    num_shards: usize,
+) -> Result<Option<Vec<u64>>, Error> {
+    let loc = Location::from_path(dir)?.join("dataset_info.json");
+    let text = match storage::read_to_string(&loc) {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+        path: loc.to_string(),
+        record: 0,
+        offset: 0,
+        reason: format!("not JSON ({e}); remove it or write it again with tensorflow_datasets"),
+    })?;
+    let Some(splits) = v.get("splits").and_then(|s| s.as_array()) else {
+        return Ok(None);
+    };
+    for sp in splits {
+        if sp.get("name").and_then(|n| n.as_str()) != Some(split) {
+            continue;
+        }
+        let Some(lens) = sp.get("shardLengths").and_then(|l| l.as_array()) else {
+            return Ok(None);
+        };
+        // TFDS writes int64s as JSON strings; accept numbers too.
+        let lens: Option<Vec<u64>> = lens
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            })
+            .collect();
+        return Ok(lens.filter(|l| l.len() == num_shards));
+    }
+    Ok(None)
 }
 
 /// Which ImageNet training subset to read (`--dataset`).
@@ -352,41 +408,58 @@ impl Subset {
 }
 
 /// Candidate folders for a TFDS dataset: `dir`, `dir/name[/config]`, and
-/// every version folder below those, newest name last.
+/// every version folder below those, newest name first.
 fn tfds_dirs(dir: &Path, name: &str, config: Option<&str>) -> Vec<PathBuf> {
     let mut base = dir.join(name);
     if let Some(c) = config {
         base = base.join(c);
     }
     let mut out = vec![dir.to_path_buf(), base.clone()];
-    if let Ok(rd) = std::fs::read_dir(&base) {
-        let mut v: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        v.sort();
+    if let Ok(mut v) = Location::from_path(&base).and_then(|l| storage::list_dirs(&l)) {
         v.reverse();
-        out.extend(v);
+        out.extend(v.into_iter().map(|d| base.join(d)));
     }
     out
 }
 
-fn shards_in(dir: &Path, name: &str, config: Option<&str>, split: &str) -> Option<Vec<PathBuf>> {
+/// The first candidate folder with a complete shard set, and the shards.
+fn shards_in(
+    dir: &Path,
+    name: &str,
+    config: Option<&str>,
+    split: &str,
+) -> Option<(PathBuf, Vec<PathBuf>)> {
     tfds_dirs(dir, name, config)
         .into_iter()
-        .find_map(|d| find_shards(&d, name, split).ok())
+        .find_map(|d| find_shards(&d, name, split).ok().map(|f| (d, f)))
 }
 
 /// An image dataset stored as TFDS TFRecord shards (`image` = encoded JPEG
 /// or PNG bytes, `label` = class index, optionally `file_name`): ImageNet
 /// and its subsets, or any other TFDS image classification dataset such as
 /// `cifar10` and `fashion_mnist`.
+///
+/// Local shards are indexed on open and read a record at a time. Shards in
+/// a bucket are streamed whole (ranged reads with read-ahead, see
+/// [`crate::storage::open_reader`]) the first time one of their records is
+/// needed, indexed from those bytes and kept in a byte-bounded cache
+/// (`SIMCLR_SHARD_CACHE_MB`, default 1024) while the next shards are
+/// fetched in the background; a record of a shard that left the cache is
+/// read with one ranged read. With TFDS's `dataset_info.json` beside the
+/// shards nothing is downloaded on open; without it every shard is read
+/// once to count its records.
 #[derive(Debug)]
 pub struct TfdsImages {
     files: Vec<PathBuf>,
-    records: Vec<(u32, RecordPos)>,
+    source: Source,
     num_classes: usize,
     describe: String,
+}
+
+#[derive(Debug)]
+enum Source {
+    Local(Vec<(u32, RecordPos)>),
+    Cloud(Arc<CloudShards>),
 }
 
 /// The former name of [`TfdsImages`], for ImageNet.
@@ -394,7 +467,8 @@ pub type TfdsImagenet = TfdsImages;
 
 impl TfdsImages {
     /// Opens `split` of the TFDS dataset `name` (e.g. `cifar10`, `test`)
-    /// under the TFDS `dir` (`dir/name/<version>/name-split.tfrecord-*`).
+    /// under the TFDS `dir` (`dir/name/<version>/name-split.tfrecord-*`),
+    /// a local folder or a `gs://`/`s3://` prefix.
     ///
     /// # Errors
     /// [`Error::NotFound`] when no complete shard set exists; reader errors.
@@ -404,7 +478,7 @@ impl TfdsImages {
         split: &str,
         num_classes: usize,
     ) -> Result<Self, Error> {
-        let files = shards_in(dir, name, None, split).ok_or_else(|| Error::NotFound {
+        let (found, files) = shards_in(dir, name, None, split).ok_or_else(|| Error::NotFound {
             what: format!(
                 "TFDS {name} {split} shards ({})",
                 tfds_shard_name(name, split, 0, 1)
@@ -412,7 +486,8 @@ impl TfdsImages {
             path: dir.display().to_string(),
             hint: format!("prepare {name} with tensorflow_datasets under --data_dir"),
         })?;
-        Self::from_files(files, None, num_classes)
+        let lengths = shard_lengths(&found, split, files.len())?;
+        Self::open_files(files, lengths, None, num_classes)
     }
 
     /// Opens `split` (`train`, `validation`) of ImageNet (1,000 classes) or one of its
@@ -431,30 +506,39 @@ impl TfdsImages {
             split
         };
         if let (Some(cfg), "train") = (subset.config(), split) {
-            if let Some(files) = shards_in(dir, "imagenet2012_subset", Some(cfg), split) {
-                return Self::from_files(files, None, 1000);
+            if let Some((found, files)) = shards_in(dir, "imagenet2012_subset", Some(cfg), split) {
+                let lengths = shard_lengths(&found, split, files.len())?;
+                return Self::open_files(files, lengths, None, 1000);
             }
             let list_name = subset.list_name().unwrap_or_default();
-            let list = [
-                dir.join(list_name),
-                dir.join("imagenet_subsets").join(list_name),
-            ]
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or_else(|| Error::NotFound {
+            let root = Location::from_path(dir)?;
+            let mut text = None;
+            for cand in [
+                root.join(list_name),
+                root.join("imagenet_subsets").join(list_name),
+            ] {
+                match storage::read_to_string(&cand) {
+                    Ok(t) => {
+                        text = Some(t);
+                        break;
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let text = text.ok_or_else(|| Error::NotFound {
                 what: format!("imagenet2012_subset/{cfg} shards or the list {list_name}"),
                 path: dir.display().to_string(),
                 hint: format!(
                     "put the original repository's imagenet_subsets/{list_name} in --data_dir"
                 ),
             })?;
-            let text = std::fs::read_to_string(&list).map_err(|e| Error::io(&list, e))?;
             let names: HashSet<String> = text
                 .lines()
                 .map(|l| l.trim().to_string())
                 .filter(|l| !l.is_empty())
                 .collect();
-            let files =
+            let (_, files) =
                 shards_in(dir, "imagenet2012", None, "train").ok_or_else(|| Error::NotFound {
                     what: "imagenet2012 train shards".into(),
                     path: dir.display().to_string(),
@@ -462,19 +546,22 @@ impl TfdsImages {
                 })?;
             return Self::from_files(files, Some(&names), 1000);
         }
-        let files = shards_in(dir, "imagenet2012", None, split).ok_or_else(|| Error::NotFound {
-            what: format!(
-                "imagenet2012 {split} shards ({})",
-                tfds_shard_name("imagenet2012", split, 0, 1024)
-            ),
-            path: dir.display().to_string(),
-            hint: "prepare imagenet2012 with tensorflow_datasets under --data_dir".into(),
-        })?;
-        Self::from_files(files, None, 1000)
+        let (found, files) =
+            shards_in(dir, "imagenet2012", None, split).ok_or_else(|| Error::NotFound {
+                what: format!(
+                    "imagenet2012 {split} shards ({})",
+                    tfds_shard_name("imagenet2012", split, 0, 1024)
+                ),
+                path: dir.display().to_string(),
+                hint: "prepare imagenet2012 with tensorflow_datasets under --data_dir".into(),
+            })?;
+        let lengths = shard_lengths(&found, split, files.len())?;
+        Self::open_files(files, lengths, None, 1000)
     }
 
-    /// Indexes the given shard files; with `keep`, only records whose
-    /// `file_name` is in the set. Labels must lie in `0..num_classes`.
+    /// Indexes the given shard files (local paths or bucket URLs); with
+    /// `keep`, only records whose `file_name` is in the set. Labels must lie
+    /// in `0..num_classes`.
     ///
     /// # Errors
     /// Reader errors naming the file and record.
@@ -483,22 +570,18 @@ impl TfdsImages {
         keep: Option<&HashSet<String>>,
         num_classes: usize,
     ) -> Result<Self, Error> {
-        let mut records = Vec::new();
-        for (fi, f) in files.iter().enumerate() {
-            let recs = scan_file(f)?;
-            for (ri, pos) in recs.into_iter().enumerate() {
-                if let Some(keep) = keep {
-                    let bytes = read_record(f, pos, ri as u64)?;
-                    let ex = decode_example(&bytes, &f.display().to_string(), ri as u64)?;
-                    let name = bytes_feature(&ex, "file_name")
-                        .map(|b| String::from_utf8_lossy(b).into_owned());
-                    if !name.is_some_and(|n| keep.contains(&n)) {
-                        continue;
-                    }
-                }
-                records.push((fi as u32, pos));
-            }
-        }
+        Self::open_files(files, None, keep, num_classes)
+    }
+
+    /// As [`TfdsImages::from_files`], with the number of records of each
+    /// shard when known (`dataset_info.json`), which spares reading the
+    /// shards of a bucket on open.
+    fn open_files(
+        files: Vec<PathBuf>,
+        lengths: Option<Vec<u64>>,
+        keep: Option<&HashSet<String>>,
+        num_classes: usize,
+    ) -> Result<Self, Error> {
         let describe = format!(
             "TFRecords ({} shards, first {})",
             files.len(),
@@ -507,18 +590,414 @@ impl TfdsImages {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
         );
+        let locs = files
+            .iter()
+            .map(|f| Location::from_path(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        let source = if locs.iter().all(Location::is_local) {
+            let mut records = Vec::new();
+            for (fi, f) in files.iter().enumerate() {
+                let recs = scan_file(f)?;
+                for (ri, pos) in recs.into_iter().enumerate() {
+                    if let Some(keep) = keep {
+                        let bytes = read_record(f, pos, ri as u64)?;
+                        if !keeps(&bytes, keep, &f.display().to_string(), ri as u64)? {
+                            continue;
+                        }
+                    }
+                    records.push((fi as u32, pos));
+                }
+            }
+            Source::Local(records)
+        } else {
+            Source::Cloud(CloudShards::open(locs, lengths, keep)?)
+        };
         Ok(TfdsImages {
             files,
-            records,
+            source,
             num_classes,
             describe,
         })
     }
+
+    /// The payload of example `index` and the name and offset of its record.
+    fn record(&self, index: usize) -> Result<(Vec<u8>, String, u64), Error> {
+        let out_of_range =
+            |n: usize| Error::Config(format!("example index {index} out of range ({n} records)"));
+        match &self.source {
+            Source::Local(records) => {
+                let (fi, pos) = *records
+                    .get(index)
+                    .ok_or_else(|| out_of_range(records.len()))?;
+                let path = &self.files[fi as usize];
+                let bytes = read_record(path, pos, index as u64)?;
+                Ok((bytes, path.display().to_string(), pos.offset))
+            }
+            Source::Cloud(c) => {
+                let (s, r) = *c
+                    .order
+                    .get(index)
+                    .ok_or_else(|| out_of_range(c.order.len()))?;
+                c.record(s as usize, r as usize)
+            }
+        }
+    }
+}
+
+fn keeps(bytes: &[u8], keep: &HashSet<String>, name: &str, record: u64) -> Result<bool, Error> {
+    let ex = decode_example(bytes, name, record)?;
+    let file = bytes_feature(&ex, "file_name").map(|b| String::from_utf8_lossy(b).into_owned());
+    Ok(file.is_some_and(|n| keep.contains(&n)))
+}
+
+/// Indexes a whole shard held in memory: checks every length CRC and that
+/// every record fits (payload CRCs are checked when a record is read).
+fn scan_bytes(bytes: &[u8], name: &str) -> Result<Vec<RecordPos>, Error> {
+    let size = bytes.len() as u64;
+    let mut out = Vec::new();
+    let mut off = 0u64;
+    while off < size {
+        let rec = out.len() as u64;
+        if size - off < 12 {
+            return Err(Error::Truncated {
+                path: name.into(),
+                record: rec,
+                offset: off,
+                reason: format!("{} bytes left, a record header needs 12", size - off),
+            });
+        }
+        let o = off as usize;
+        let pos = check_header(
+            &bytes[o..o + 8],
+            u32_le(&bytes[o + 8..o + 12]),
+            name,
+            rec,
+            off,
+        )?;
+        let need = pos.len.saturating_add(16);
+        if size - off < need {
+            return Err(Error::Truncated {
+                path: name.into(),
+                record: rec,
+                offset: off,
+                reason: format!(
+                    "record of {} bytes runs past the end of the object ({size} bytes)",
+                    pos.len
+                ),
+            });
+        }
+        out.push(pos);
+        off += need;
+    }
+    Ok(out)
+}
+
+/// Shards in a bucket: indexes learnt from whole-shard downloads, a cache
+/// of whole shards bounded in bytes, background downloads of the shards
+/// that come next.
+#[derive(Debug)]
+struct CloudShards {
+    shards: Vec<CloudShard>,
+    /// Dataset index → (shard, record within the shard).
+    order: Vec<(u32, u32)>,
+    cache: Mutex<ShardCache>,
+    /// Shards being downloaded now.
+    loading: Mutex<HashSet<usize>>,
+    loaded: Condvar,
+    /// Shards fetched ahead of the one being read.
+    ahead: usize,
+}
+
+#[derive(Debug)]
+struct CloudShard {
+    loc: Location,
+    index: OnceLock<Arc<Vec<RecordPos>>>,
+}
+
+#[derive(Debug, Default)]
+struct ShardCache {
+    /// shard → (bytes, last use).
+    entries: std::collections::HashMap<usize, (Arc<Vec<u8>>, u64)>,
+    bytes: usize,
+    budget: usize,
+    clock: u64,
+}
+
+impl ShardCache {
+    fn get(&mut self, shard: usize) -> Option<Arc<Vec<u8>>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.entries.get_mut(&shard).map(|(b, t)| {
+            *t = now;
+            b.clone()
+        })
+    }
+
+    fn insert(&mut self, shard: usize, bytes: Arc<Vec<u8>>) {
+        self.clock += 1;
+        self.bytes += bytes.len();
+        if let Some((old, _)) = self.entries.insert(shard, (bytes, self.clock)) {
+            self.bytes -= old.len();
+        }
+        while self.bytes > self.budget && self.entries.len() > 1 {
+            let Some(&victim) = self
+                .entries
+                .iter()
+                .filter(|(&k, _)| k != shard)
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k)
+            else {
+                break;
+            };
+            if let Some((b, _)) = self.entries.remove(&victim) {
+                self.bytes -= b.len();
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl CloudShards {
+    fn open(
+        locs: Vec<Location>,
+        lengths: Option<Vec<u64>>,
+        keep: Option<&HashSet<String>>,
+    ) -> Result<Arc<Self>, Error> {
+        let budget_mb = std::env::var("SIMCLR_SHARD_CACHE_MB")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(1024);
+        let me = Arc::new(CloudShards {
+            shards: locs
+                .into_iter()
+                .map(|loc| CloudShard {
+                    loc,
+                    index: OnceLock::new(),
+                })
+                .collect(),
+            order: Vec::new(),
+            cache: Mutex::new(ShardCache {
+                budget: budget_mb << 20,
+                ..ShardCache::default()
+            }),
+            loading: Mutex::new(HashSet::new()),
+            loaded: Condvar::new(),
+            ahead: 2,
+        });
+        let mut order = Vec::new();
+        match (lengths, keep) {
+            (Some(lengths), None) => {
+                for (s, n) in lengths.iter().enumerate() {
+                    order.extend((0..*n as u32).map(|r| (s as u32, r)));
+                }
+            }
+            _ => {
+                // Every shard is read once: to count its records, or to
+                // select the records of a subset list.
+                for s in 0..me.shards.len() {
+                    let bytes = me.shard_bytes(s, false)?;
+                    let index = me.index(s)?;
+                    let name = me.shards[s].loc.to_string();
+                    for (r, pos) in index.iter().enumerate() {
+                        if let Some(keep) = keep {
+                            let payload = payload(&bytes, *pos, &name, r as u64)?;
+                            if !keeps(payload, keep, &name, r as u64)? {
+                                continue;
+                            }
+                        }
+                        order.push((s as u32, r as u32));
+                    }
+                }
+            }
+        }
+        // Only this function holds the Arc yet (no download runs in the
+        // background while `prefetch` is off).
+        let mut me = Arc::try_unwrap(me).map_err(|_| {
+            Error::Pipeline("a shard download outlived the dataset's opening".into())
+        })?;
+        me.order = order;
+        Ok(Arc::new(me))
+    }
+
+    fn index(&self, s: usize) -> Result<Arc<Vec<RecordPos>>, Error> {
+        self.shards[s]
+            .index
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Pipeline(format!("{} was not indexed", self.shards[s].loc)))
+    }
+
+    /// The whole shard `s`, from the cache or downloaded now (waiting for a
+    /// download already under way); with `prefetch`, the next shards start
+    /// downloading in the background.
+    fn shard_bytes(self: &Arc<Self>, s: usize, prefetch: bool) -> Result<Arc<Vec<u8>>, Error> {
+        loop {
+            if let Some(b) = lock(&self.cache).get(s) {
+                return Ok(b);
+            }
+            let mut loading = lock(&self.loading);
+            if lock(&self.cache).get(s).is_some() {
+                continue;
+            }
+            if loading.contains(&s) {
+                drop(
+                    self.loaded
+                        .wait(loading)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                continue;
+            }
+            loading.insert(s);
+            drop(loading);
+            if prefetch {
+                self.prefetch(s + 1..s + 1 + self.ahead);
+            }
+            let r = self.download(s);
+            lock(&self.loading).remove(&s);
+            self.loaded.notify_all();
+            return r;
+        }
+    }
+
+    /// Starts background downloads of the shards `range` that are neither
+    /// cached nor being downloaded.
+    fn prefetch(self: &Arc<Self>, range: std::ops::Range<usize>) {
+        for t in range.start..range.end.min(self.shards.len()) {
+            if lock(&self.cache).entries.contains_key(&t) {
+                continue;
+            }
+            {
+                let mut loading = lock(&self.loading);
+                if !loading.insert(t) {
+                    continue;
+                }
+            }
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("simclr-shard-fetch".into())
+                .spawn(move || {
+                    // A failure here is seen again (and reported) when the
+                    // shard's records are read.
+                    let _ = me.download(t);
+                    lock(&me.loading).remove(&t);
+                    me.loaded.notify_all();
+                });
+            if spawned.is_err() {
+                lock(&self.loading).remove(&t);
+            }
+        }
+    }
+
+    /// Downloads shard `s` (the caller has claimed it in `loading`),
+    /// indexes it and puts it in the cache.
+    fn download(&self, s: usize) -> Result<Arc<Vec<u8>>, Error> {
+        let shard = &self.shards[s];
+        let mut r = storage::open_reader(&shard.loc, storage::ReadAhead::default())?;
+        let mut bytes = Vec::new();
+        r.read_to_end(&mut bytes).map_err(|e| {
+            match e
+                .into_inner()
+                .map(|inner| inner.downcast::<storage::Error>())
+            {
+                Some(Ok(se)) => Error::Storage(*se),
+                Some(Err(other)) => Error::Io {
+                    path: shard.loc.to_string(),
+                    source: std::io::Error::other(other),
+                },
+                None => Error::Io {
+                    path: shard.loc.to_string(),
+                    source: std::io::Error::other("read failed"),
+                },
+            }
+        })?;
+        if shard.index.get().is_none() {
+            let index = scan_bytes(&bytes, &shard.loc.to_string())?;
+            let _ = shard.index.set(Arc::new(index));
+        }
+        let bytes = Arc::new(bytes);
+        lock(&self.cache).insert(s, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The payload of record `r` of shard `s`, its name and offset.
+    fn record(self: &Arc<Self>, s: usize, r: usize) -> Result<(Vec<u8>, String, u64), Error> {
+        let shard = &self.shards[s];
+        let name = shard.loc.to_string();
+        let cached = lock(&self.cache).get(s);
+        let bytes = match (cached, shard.index.get()) {
+            (Some(b), _) => b,
+            (None, Some(index)) => {
+                // The shard left the cache: read this record alone, and
+                // fetch the whole shard again when the reader is near its
+                // start (the next epoch's pass over it).
+                let pos = *index
+                    .get(r)
+                    .ok_or_else(|| missing_record(&name, r, index.len()))?;
+                if r < index.len() / 8 {
+                    self.prefetch(s..s + 1 + self.ahead);
+                }
+                let buf =
+                    storage::read_range(&shard.loc, pos.offset + 12..pos.offset + 16 + pos.len)?;
+                let n = pos.len as usize;
+                check_data(&buf[..n], u32_le(&buf[n..]), &name, r as u64, pos.offset)?;
+                let mut buf = buf;
+                buf.truncate(n);
+                return Ok((buf, name, pos.offset));
+            }
+            (None, None) => self.shard_bytes(s, true)?,
+        };
+        let index = self.index(s)?;
+        let pos = *index
+            .get(r)
+            .ok_or_else(|| missing_record(&name, r, index.len()))?;
+        Ok((
+            payload(&bytes, pos, &name, r as u64)?.to_vec(),
+            name,
+            pos.offset,
+        ))
+    }
+}
+
+fn missing_record(name: &str, r: usize, n: usize) -> Error {
+    Error::Corrupt {
+        path: name.into(),
+        record: r as u64,
+        offset: 0,
+        reason: format!(
+            "the shard holds {n} records, fewer than dataset_info.json says; \
+             write dataset_info.json again or remove it"
+        ),
+    }
+}
+
+/// The CRC-checked payload of the record at `pos` of a whole shard.
+fn payload<'a>(bytes: &'a [u8], pos: RecordPos, name: &str, r: u64) -> Result<&'a [u8], Error> {
+    let start = (pos.offset + 12) as usize;
+    let end = start + pos.len as usize;
+    let (Some(data), Some(crc)) = (bytes.get(start..end), bytes.get(end..end + 4)) else {
+        return Err(Error::Truncated {
+            path: name.into(),
+            record: r,
+            offset: pos.offset,
+            reason: format!(
+                "the record runs past the end of the object ({} bytes); it changed after it was indexed",
+                bytes.len()
+            ),
+        });
+    };
+    check_data(data, u32_le(crc), name, r, pos.offset)?;
+    Ok(data)
 }
 
 impl Dataset for TfdsImages {
     fn len(&self) -> usize {
-        self.records.len()
+        match &self.source {
+            Source::Local(r) => r.len(),
+            Source::Cloud(c) => c.order.len(),
+        }
     }
 
     fn num_classes(&self) -> usize {
@@ -526,20 +1005,12 @@ impl Dataset for TfdsImages {
     }
 
     fn get(&self, index: usize) -> Result<Example, Error> {
-        let (fi, pos) = *self.records.get(index).ok_or_else(|| {
-            Error::Config(format!(
-                "example index {index} out of range ({} records)",
-                self.records.len()
-            ))
-        })?;
-        let path = &self.files[fi as usize];
-        let name = path.display().to_string();
-        let bytes = read_record(path, pos, index as u64)?;
+        let (bytes, name, offset) = self.record(index)?;
         let ex = decode_example(&bytes, &name, index as u64)?;
         let corrupt = |reason: &str| Error::Corrupt {
             path: name.clone(),
             record: index as u64,
-            offset: pos.offset,
+            offset,
             reason: reason.to_string(),
         };
         let jpeg = bytes_feature(&ex, "image").ok_or_else(|| {
@@ -553,7 +1024,7 @@ impl Dataset for TfdsImages {
                 self.num_classes
             )));
         }
-        let image = decode_image(jpeg, &format!("{name} record at offset {}", pos.offset))?;
+        let image = decode_image(jpeg, &format!("{name} record at offset {offset}"))?;
         Ok(Example {
             image,
             label: label as i32,

@@ -705,3 +705,20 @@ pub(super) fn delete(loc: &Location) -> Result<()> {
         Err(e) => Err(map_err(loc, &c, e)),
     }
 }
+
+/// The names of the "folders" directly below the prefix `loc` (the common
+/// prefixes of a delimited listing).
+pub(super) fn list_dirs(loc: &Location) -> Result<Vec<String>> {
+    let c = client(loc)?;
+    let prefix = obj_path(loc);
+    let store = c.store.clone();
+    let base = prefix.as_ref().to_string();
+    let prefix_opt = (!base.is_empty()).then_some(prefix);
+    let r = runtime()
+        .block_on(async move { store.list_with_delimiter(prefix_opt.as_ref()).await })
+        .map_err(|e| map_err(loc, &c, e))?;
+    Ok(r.common_prefixes
+        .into_iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect())
+}

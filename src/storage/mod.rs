@@ -608,6 +608,35 @@ fn list_local(
     Ok(())
 }
 
+/// The sub-directories directly in the directory or prefix `loc` (on an
+/// object store: the prefixes with objects below them), sorted by name. A
+/// missing local directory or an empty prefix gives an empty list.
+///
+/// # Errors
+/// As [`list`].
+pub fn list_dirs(loc: &Location) -> Result<Vec<String>> {
+    let mut out = match loc {
+        Location::Local(p) => {
+            let rd = match std::fs::read_dir(p) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                Err(e) => return Err(io_error(loc, e)),
+            };
+            let mut out = vec![];
+            for e in rd {
+                let e = e.map_err(|e| io_error(loc, e))?;
+                if e.path().is_dir() {
+                    out.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+            out
+        }
+        Location::Cloud { .. } => cloud::list_dirs(loc)?,
+    };
+    out.sort();
+    Ok(out)
+}
+
 /// Deletes a file or object; one that does not exist is not an error.
 ///
 /// # Errors
@@ -653,6 +682,71 @@ pub fn create_dir_all(loc: &Location) -> Result<()> {
     match loc {
         Location::Local(p) => std::fs::create_dir_all(p).map_err(|e| io_error(loc, e)),
         Location::Cloud { .. } => Ok(()),
+    }
+}
+
+/// Copies every file below the local directory `from` to `to` (a local
+/// directory or a bucket prefix), keeping relative names; returns how many
+/// files were copied.
+///
+/// # Errors
+/// As [`read`] and [`put`].
+pub fn upload_dir(from: &Path, to: &Location) -> Result<usize> {
+    let src = Location::Local(from.to_path_buf());
+    let entries = list(&src, true)?;
+    for e in &entries {
+        put(&to.join(&e.name), read(&src.join(&e.name))?)?;
+    }
+    Ok(entries.len())
+}
+
+/// Copies every file or object below `from` into the local directory `to`,
+/// keeping relative names; returns how many were copied.
+///
+/// # Errors
+/// As [`read`] and [`put`].
+pub fn download_dir(from: &Location, to: &Path) -> Result<usize> {
+    let dest = Location::Local(to.to_path_buf());
+    let entries = list(from, true)?;
+    for e in &entries {
+        put(&dest.join(&e.name), read(&from.join(&e.name))?)?;
+    }
+    Ok(entries.len())
+}
+
+/// A fresh local directory under the system's temporary directory,
+/// removed with its contents when the returned value is dropped (staging
+/// for writers that need a local folder before an upload).
+///
+/// # Errors
+/// Local I/O errors.
+pub fn staging_dir(label: &str) -> Result<StagingDir> {
+    let path = std::env::temp_dir().join(format!(
+        "simclr-{label}-{}-{}",
+        std::process::id(),
+        COPY_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&path).map_err(|e| Error::Io {
+        url: path.display().to_string(),
+        source: e,
+    })?;
+    Ok(StagingDir(path))
+}
+
+/// See [`staging_dir`].
+#[derive(Debug)]
+pub struct StagingDir(PathBuf);
+
+impl StagingDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -22,7 +22,7 @@ use crate::pjrt::{self, Client, ElementType, HostArray};
 use crate::simclr::{distill_program, eval_program, train_program, TrainMode};
 use crate::summary::{self, EventWriter, MetricsLog, Throughput};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -425,7 +425,7 @@ impl Trainer {
         match start {
             ckpt::import::Start::Resume(latest) => {
                 warn_skipped(&latest);
-                let ck = ckpt::native::load(&latest.path)?;
+                let ck = latest.load()?;
                 for (name, t) in &ck.tensors {
                     overrides.insert(name.clone(), from_ckpt(name, t)?);
                 }
@@ -629,12 +629,12 @@ impl Trainer {
             ))
         })?;
         warn_skipped(&latest);
-        self.evaluate(&latest.path)
+        self.evaluate(&latest)
     }
 
-    fn evaluate(&self, path: &Path) -> Result<BTreeMap<String, f64>> {
+    fn evaluate(&self, latest: &ckpt::native::Latest) -> Result<BTreeMap<String, f64>> {
         let c = &self.cfg;
-        let ck = ckpt::native::load(path)?;
+        let ck = latest.load()?;
         let step = ck.step as i64;
         let compiled = self.eval_compiled()?;
         let mut overrides = HostState::new();
@@ -762,10 +762,21 @@ impl Trainer {
     pub fn watch_and_evaluate(&self) -> Result<()> {
         let mut done = None;
         loop {
-            if let Some(l) = ckpt::native::latest(&self.cfg.model_dir)? {
+            // The index alone says whether a new checkpoint was committed
+            // (reading the newest one to verify it is a download in a
+            // bucket).
+            let newest = ckpt::native::try_list(&self.cfg.model_dir)?
+                .last()
+                .map(|(s, _)| *s);
+            let fresh = newest.is_some() && newest != done;
+            if let Some(l) = fresh
+                .then(|| ckpt::native::latest(&self.cfg.model_dir))
+                .transpose()?
+                .flatten()
+            {
                 warn_skipped(&l);
                 if done != Some(l.step) {
-                    self.evaluate(&l.path)?;
+                    self.evaluate(&l)?;
                     done = Some(l.step);
                     if l.step as i64 >= self.total_steps() {
                         return Ok(());
