@@ -143,11 +143,7 @@ fn run_device(c: &Case, transfer: Transfer) -> Vec<f32> {
     };
     let mut args = vec![
         images,
-        HostArray::from_f32(
-            &[(c.views * c.n) as i64, DEVICE_PARAMS as i64],
-            &c.params,
-        )
-        .unwrap(),
+        HostArray::from_f32(&[(c.views * c.n) as i64, DEVICE_PARAMS as i64], &c.params).unwrap(),
     ];
     if let Some(f) = &c.filters {
         assert_eq!(f.len(), c.views * blur_taps(c.size));
@@ -218,7 +214,10 @@ fn check(size: usize, src: (usize, usize), n: usize, blur: bool, uint8: bool) {
     );
     let dev = run_device(&c, Transfer::F32);
     let d = max_diff(&dev, &c.host);
-    assert!(d <= 1e-5, "{size}² blur={blur}: device vs host max |Δ| = {d}");
+    assert!(
+        d <= 1e-5,
+        "{size}² blur={blur}: device vs host max |Δ| = {d}"
+    );
     if !uint8 {
         return;
     }

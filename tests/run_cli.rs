@@ -554,7 +554,11 @@ fn augmentation_on_the_device_gives_the_host_path_losses() {
     let dir = tmp("augment-on-device");
     let mut args = cifar_pretrain(&dir, &RESUME_FLAGS);
     args.extend(s(&["--train_steps=2", "--augment_on_device"]));
-    ok(&args);
+    let err = ok(&args);
+    assert!(
+        err.contains("augmentation on the device"),
+        "the run does not say where it augments:\n{err}"
+    );
     let got = losses(&dir);
     let want = reference_losses();
     assert_eq!(got.len(), 2, "{got:?}");

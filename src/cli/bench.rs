@@ -20,7 +20,8 @@ use crate::ir::{Builder, ElementType, Shape};
 use crate::nn::{resnet, ModelConfig, ProjHeadMode};
 use crate::pjrt::{Client, ClientOptions, CompileOptions, HostArray, OptionValue};
 use crate::simclr::{
-    augment_device::DeviceAugment, train_program, train_program_augmented, OptimizerConfig, OptimizerKind, Schedule, StepConfig, TrainMode,
+    augment_device::DeviceAugment, train_program, train_program_augmented, OptimizerConfig,
+    OptimizerKind, Schedule, StepConfig, TrainMode,
 };
 use crate::train::{compile, default_compile_options, HostState};
 
@@ -117,7 +118,11 @@ pub struct BenchArgs {
     #[arg(long = "augment_on_device")]
     pub augment_on_device: bool,
     /// With `--augment_on_device`: `f32` or `uint8` views.
-    #[arg(long = "augment_transfer", value_name = "f32|uint8", default_value = "f32")]
+    #[arg(
+        long = "augment_transfer",
+        value_name = "f32|uint8",
+        default_value = "f32"
+    )]
     pub augment_transfer: String,
 }
 
@@ -162,9 +167,24 @@ fn device_inputs(aug: &DeviceAugment, seed: u64) -> anyhow::Result<Vec<HostArray
         }
     };
     let orders = [
-        [op_code::MUL, op_code::CONTRAST, op_code::SATURATION, op_code::HUE],
-        [op_code::HUE, op_code::SATURATION, op_code::CONTRAST, op_code::MUL],
-        [op_code::SATURATION, op_code::MUL, op_code::HUE, op_code::CONTRAST],
+        [
+            op_code::MUL,
+            op_code::CONTRAST,
+            op_code::SATURATION,
+            op_code::HUE,
+        ],
+        [
+            op_code::HUE,
+            op_code::SATURATION,
+            op_code::CONTRAST,
+            op_code::MUL,
+        ],
+        [
+            op_code::SATURATION,
+            op_code::MUL,
+            op_code::HUE,
+            op_code::CONTRAST,
+        ],
         [op_code::NONE; 4],
     ];
     let mut params = Vec::with_capacity(n as usize * DEVICE_PARAMS);
@@ -178,7 +198,10 @@ fn device_inputs(aug: &DeviceAugment, seed: u64) -> anyhow::Result<Vec<HostArray
     }
     let mut list = vec![
         images,
-        HostArray::from_s32(&[aug.per_replica_batch], &vec![0; aug.per_replica_batch as usize])?,
+        HostArray::from_s32(
+            &[aug.per_replica_batch],
+            &vec![0; aug.per_replica_batch as usize],
+        )?,
         HostArray::from_f32(&[n, DEVICE_PARAMS as i64], &params)?,
     ];
     if aug.blur {

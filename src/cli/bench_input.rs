@@ -97,9 +97,7 @@ pub fn measure(args: &BenchArgs, batch: i64) -> anyhow::Result<serde_json::Value
         }
     };
     cfg.num_workers = workers;
-    cfg.device_augment = args
-        .device_augment(batch)?
-        .map(|a| a.transfer);
+    cfg.device_augment = args.device_augment(batch)?.map(|a| a.transfer);
     let views = cfg.num_views;
     let cfg_augment = match cfg.device_augment {
         Some(t) => format!("device ({})", t.name()),

@@ -492,7 +492,12 @@ impl Shared {
                                 p,
                             )
                         } else {
-                            augment::preprocess_for_train_into(&ex.image, &cfg.augment, &mut rng, out)
+                            augment::preprocess_for_train_into(
+                                &ex.image,
+                                &cfg.augment,
+                                &mut rng,
+                                out,
+                            )
                         }
                         .map_err(|e| with_example(e, &*self.dataset, idx))?;
                     }

@@ -159,7 +159,11 @@ impl DeviceAugment {
                 .map(|v| {
                     let xv = x.slice_dim(0, v * per, (v + 1) * per);
                     let f: Vec<Tensor> = (0..taps)
-                        .map(|k| filters.slice(&[v, k], &[v + 1, k + 1], &[1, 1]).reshape(&[]))
+                        .map(|k| {
+                            filters
+                                .slice(&[v, k], &[v + 1, k + 1], &[1, 1])
+                                .reshape(&[])
+                        })
                         .collect();
                     let h = blur_axis(&xv, 2, &f, s);
                     blur_axis(&h, 1, &f, s)
@@ -246,11 +250,7 @@ fn adjust_saturation(x: &Tensor, f: &Tensor) -> Tensor {
     let h_g = &norm * &(&b - &r) + (2.0f64 / 6.0) as f32 as f64;
     let h_b = &norm * &(&r - &g) + (4.0f64 / 6.0) as f32 as f64;
     let mut h = sel(&eq(&r, &vv), &h_r, &sel(&eq(&g, &vv), &h_g, &h_b));
-    h = sel(
-        &range.compare(ComparisonDirection::Le, &zero),
-        &zero,
-        &h,
-    );
+    h = sel(&range.compare(ComparisonDirection::Le, &zero), &zero, &h);
     h = sel(&lt(&h, &zero), &(&h + 1.0), &h);
     // S ← clip(S·f, 0, 1), then HSV → RGB.
     let s = (&s * &f).clamp(&zero, &one);
@@ -297,8 +297,22 @@ fn adjust_hue(x: &Tensor, d: &Tensor) -> Tensor {
     let vmax = pick(&g, &b, &g, &r, &b, &r);
     let vmid = pick(&r, &g, &b, &g, &r, &b);
     let vmin = pick(&b, &r, &r, &b, &g, &g);
-    let cat = pick(&num(1.0), &num(3.0), &num(2.0), &num(0.0), &num(4.0), &num(5.0));
-    let odd = pick(&num(1.0), &num(1.0), &num(0.0), &num(0.0), &num(0.0), &num(1.0));
+    let cat = pick(
+        &num(1.0),
+        &num(3.0),
+        &num(2.0),
+        &num(0.0),
+        &num(4.0),
+        &num(5.0),
+    );
+    let odd = pick(
+        &num(1.0),
+        &num(1.0),
+        &num(0.0),
+        &num(0.0),
+        &num(0.0),
+        &num(1.0),
+    );
     let ratio = (&vmid - &vmin) / (&vmax - &vmin);
     let h = sel(
         &eq(&odd, &zero),
@@ -309,7 +323,11 @@ fn adjust_hue(x: &Tensor, d: &Tensor) -> Tensor {
     // Rotate and wrap into [0, 6).
     h = &h + &(&delta * 6.0);
     h = sel(&lt(&h, &zero), &(&h + 6.0), &h);
-    h = sel(&h.compare(ComparisonDirection::Ge, &num(6.0)), &(&h - 6.0), &h);
+    h = sel(
+        &h.compare(ComparisonDirection::Ge, &num(6.0)),
+        &(&h - 6.0),
+        &h,
+    );
     // Back to RGB.
     let cat = h.unary(UnaryOp::Floor);
     let mut ratio = &h - &cat;

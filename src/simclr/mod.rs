@@ -11,6 +11,6 @@ pub mod step;
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use schedule::{LrScaling, Schedule};
 pub use step::{
-    distill_program, eval_program, train_program, train_program_augmented, DistillConfig, Output, StepConfig, StepProgram,
-    TrainMode,
+    distill_program, eval_program, train_program, train_program_augmented, DistillConfig, Output,
+    StepConfig, StepProgram, TrainMode,
 };

@@ -14,12 +14,12 @@ use super::{compile, default_compile_options, probe, Compiled, DeviceState, Erro
 use super::{InFlight, Uploaded};
 use super::{Result, Status};
 use crate::ckpt;
+use crate::data::augment;
 use crate::data::pipeline::{Batch, Pipeline, PipelineConfig};
 use crate::data::{self, Dataset};
 use crate::dist::Job;
 use crate::nn;
 use crate::pjrt::{self, Client, ElementType, HostArray};
-use crate::data::augment;
 use crate::simclr::augment_device::DeviceAugment;
 use crate::simclr::{
     distill_program, eval_program, train_program, train_program_augmented, TrainMode,
@@ -168,6 +168,13 @@ impl Trainer {
             program.module.instruction_count(),
             t.elapsed().as_secs_f64()
         );
+        if let Some(a) = self.device_augment() {
+            eprintln!(
+                "simclr: augmentation on the device: the host crops and resizes ({} views) and draws the parameters; the step applies flip, colour jitter, grayscale{}",
+                a.transfer.name(),
+                if a.blur { ", blur" } else { "" }
+            );
+        }
         let compiled = compile(&self.client, program, &self.compile_options())?;
         eprintln!("simclr: compiled in {:.1}s", compiled.compile_seconds);
         // Before anything runs: does one replica's step fit the device?
