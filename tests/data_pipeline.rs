@@ -328,3 +328,58 @@ fn cached_in_memory_copy_gives_the_same_batches() {
     }];
     assert!(InMemory::new(bad, 10, "x").is_err());
 }
+
+/// Augmentation on the device: the batches carry the resized views, one
+/// parameter row per view and the blur filters; applying them on the host
+/// gives the host pipeline's batches bit for bit, for 1 or 3 workers and 2
+/// replicas (blur on), and the uint8 transfer carries those views rounded.
+#[test]
+fn device_augmentation_parameters_rebuild_the_host_batches() {
+    use simclr::data::augment::{
+        apply_device_params, blur_one_of_batch, quantize_u8, DeviceTransfer, DEVICE_PARAMS,
+    };
+    let ds = synth(40);
+    let mut host_cfg = PipelineConfig::pretrain(8, 2, 32, 1.0, 77);
+    host_cfg.blur = true;
+    host_cfg.examples_per_task = 3;
+    let mut host = Pipeline::new(ds.clone(), host_cfg.clone()).unwrap();
+    let dev_cfg = |t, workers| PipelineConfig {
+        device_augment: Some(t),
+        num_workers: workers,
+        ..host_cfg.clone()
+    };
+    let mut dev = Pipeline::new(ds.clone(), dev_cfg(DeviceTransfer::F32, 1)).unwrap();
+    let mut dev3 = Pipeline::new(ds.clone(), dev_cfg(DeviceTransfer::F32, 3)).unwrap();
+    let mut dev8 = Pipeline::new(ds, dev_cfg(DeviceTransfer::U8, 2)).unwrap();
+    let per = 32 * 32 * 3;
+    for _ in 0..3 {
+        let h = host.next_batch().unwrap().unwrap();
+        let d = dev.next_batch().unwrap().unwrap();
+        assert_eq!(d, dev3.next_batch().unwrap().unwrap(), "1 vs 3 workers");
+        let d8 = dev8.next_batch().unwrap().unwrap();
+        for ((hr, dr), qr) in h.replicas.iter().zip(&d.replicas).zip(&d8.replicas) {
+            assert_eq!(dr.augment_params.len(), 2 * 4 * DEVICE_PARAMS);
+            assert_eq!(dr.blur_filters.len(), 2 * 3, "one 3-tap filter per view");
+            assert!(dr.images_u8.is_empty() && qr.images.is_empty());
+            let want_u8: Vec<u8> = dr.images.iter().map(|&v| quantize_u8(v)).collect();
+            assert_eq!(qr.images_u8, want_u8);
+            assert_eq!(qr.augment_params, dr.augment_params);
+            let mut views = dr.images.clone();
+            let mut scratch = vec![0f32; per];
+            for (j, p) in dr.augment_params.chunks(DEVICE_PARAMS).enumerate() {
+                let img = &mut views[j * per..(j + 1) * per];
+                apply_device_params(img, 32, p).unwrap();
+                let v = j / 4;
+                let f = &dr.blur_filters[v * 3..(v + 1) * 3];
+                blur_one_of_batch(img, 32, 32, f, p[10] != 0.0, &mut scratch);
+            }
+            assert_eq!(views, hr.images, "rebuilt views differ from the host's");
+            assert_eq!((&dr.labels, &dr.indices), (&hr.labels, &hr.indices));
+        }
+    }
+    // Evaluation batches are never augmented on the device.
+    let mut eval = PipelineConfig::eval(8, 1, 32);
+    eval.device_augment = Some(DeviceTransfer::F32);
+    let e = Pipeline::new(synth(10), eval).err().expect("refused");
+    assert!(e.to_string().contains("training batches only"), "{e}");
+}

@@ -517,6 +517,29 @@ fn nan_step(err: &str) -> Option<i64> {
 }
 
 #[test]
+fn augmentation_on_the_device_gives_the_host_path_losses() {
+    // The first two steps of the reference run, augmented inside the step.
+    let dir = tmp("augment-on-device");
+    let mut args = cifar_pretrain(&dir, &RESUME_FLAGS);
+    args.extend(s(&["--train_steps=2", "--augment_on_device"]));
+    let err = ok(&args);
+    assert!(
+        err.contains("augmentation on the device"),
+        "the run does not say where it augments:\n{err}"
+    );
+    let got = losses(&dir);
+    let want = reference_losses();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (step, loss) in &got {
+        let w = want[step];
+        assert!(
+            (loss - w).abs() <= 1e-4 * w.abs(),
+            "step {step}: loss {loss} with augmentation on the device, {w} on the host"
+        );
+    }
+}
+
+#[test]
 fn overlapped_steps_give_the_synchronous_losses_and_name_the_nan_step() {
     let sync_dir = tmp("sync");
     let mut sync_args = cifar_pretrain(&sync_dir, &RESUME_FLAGS);

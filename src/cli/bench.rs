@@ -20,7 +20,8 @@ use crate::ir::{Builder, ElementType, Shape};
 use crate::nn::{resnet, ModelConfig, ProjHeadMode};
 use crate::pjrt::{Client, ClientOptions, CompileOptions, HostArray, OptionValue};
 use crate::simclr::{
-    train_program, OptimizerConfig, OptimizerKind, Schedule, StepConfig, TrainMode,
+    augment_device::DeviceAugment, train_program, train_program_augmented, OptimizerConfig,
+    OptimizerKind, Schedule, StepConfig, TrainMode,
 };
 use crate::train::{compile, default_compile_options, HostState};
 
@@ -111,6 +112,108 @@ pub struct BenchArgs {
     /// With `--input`: time the pipeline for at least this many seconds.
     #[arg(long = "input_seconds", value_name = "S", default_value_t = 3.0)]
     pub input_seconds: f64,
+    /// Trace the step with the augmentation on the device (as `simclr run
+    /// --augment_on_device`; blur with r50_224) and, with `--input`, time
+    /// the pipeline that feeds it (crop and resize only on the host).
+    #[arg(long = "augment_on_device")]
+    pub augment_on_device: bool,
+    /// With `--augment_on_device`: `f32` or `uint8` views.
+    #[arg(
+        long = "augment_transfer",
+        value_name = "f32|uint8",
+        default_value = "f32"
+    )]
+    pub augment_transfer: String,
+}
+
+impl BenchArgs {
+    /// The augmentation the step applies (`None` without
+    /// `--augment_on_device`).
+    ///
+    /// # Errors
+    /// An unknown `--augment_transfer`.
+    pub fn device_augment(&self, batch: i64) -> anyhow::Result<Option<DeviceAugment>> {
+        if !self.augment_on_device {
+            return Ok(None);
+        }
+        let transfer = crate::data::augment::DeviceTransfer::parse(&self.augment_transfer)?;
+        let cfg = step_config(self.config, batch);
+        Ok(Some(DeviceAugment {
+            image_size: i64::from(cfg.model.image_size),
+            views: 2,
+            per_replica_batch: batch,
+            blur: self.config == BenchModel::R50At224,
+            transfer,
+        }))
+    }
+}
+
+/// Inputs of a step that augments on the device: views in [0, 1] (f32 or
+/// bytes), labels, parameters that apply every operation to some views,
+/// the blur filters.
+fn device_inputs(aug: &DeviceAugment, seed: u64) -> anyhow::Result<Vec<HostArray>> {
+    use crate::data::augment::{blur_filter, blur_kernel_size, op_code, DEVICE_PARAMS};
+    let n = aug.views * aug.per_replica_batch;
+    let images = random_images(n, aug.image_size, seed)?;
+    let images = match aug.transfer {
+        crate::data::augment::DeviceTransfer::F32 => images,
+        crate::data::augment::DeviceTransfer::U8 => {
+            let bytes: Vec<u8> = images
+                .to_f32()?
+                .iter()
+                .map(|&v| crate::data::augment::quantize_u8(v))
+                .collect();
+            HostArray::from_u8(&images.dims, &bytes)?
+        }
+    };
+    let orders = [
+        [
+            op_code::MUL,
+            op_code::CONTRAST,
+            op_code::SATURATION,
+            op_code::HUE,
+        ],
+        [
+            op_code::HUE,
+            op_code::SATURATION,
+            op_code::CONTRAST,
+            op_code::MUL,
+        ],
+        [
+            op_code::SATURATION,
+            op_code::MUL,
+            op_code::HUE,
+            op_code::CONTRAST,
+        ],
+        [op_code::NONE; 4],
+    ];
+    let mut params = Vec::with_capacity(n as usize * DEVICE_PARAMS);
+    for i in 0..n as usize {
+        let o = orders[i % 4];
+        params.push((i % 2) as f32);
+        params.extend_from_slice(&o);
+        params.extend_from_slice(&[1.2, 0.8, 1.1, 0.05]);
+        params.push(if i % 5 == 0 { 1.0 } else { 0.0 });
+        params.push((i % 2) as f32);
+    }
+    let mut list = vec![
+        images,
+        HostArray::from_s32(
+            &[aug.per_replica_batch],
+            &vec![0; aug.per_replica_batch as usize],
+        )?,
+        HostArray::from_f32(&[n, DEVICE_PARAMS as i64], &params)?,
+    ];
+    if aug.blur {
+        let s = aug.image_size as usize;
+        let mut f = Vec::new();
+        for v in 0..aug.views {
+            f.extend(blur_filter(blur_kernel_size(s), 0.5 + v as f32));
+        }
+        let k = f.len() as i64 / aug.views;
+        list.push(HostArray::from_f32(&[aug.views, k], &f)?);
+    }
+    Ok(list)
 }
 
 /// The step configuration benchmarked for `model` at `batch` examples.
@@ -343,7 +446,12 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
 
     let t = Instant::now();
-    let program = train_program(&cfg).context("tracing the pretraining step")?;
+    let augment = args.device_augment(batch)?;
+    let program = match &augment {
+        Some(a) => train_program_augmented(&cfg, None, a),
+        None => train_program(&cfg),
+    }
+    .context("tracing the pretraining step")?;
     let trace_seconds = t.elapsed().as_secs_f64();
     let compiled = compile(&client, program, &copts).context("compiling the step")?;
     let exe = &compiled.executable;
@@ -374,10 +482,13 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
         save_init(dir, &names, &compiled.download_state(&state)?)?;
     }
     let size = i64::from(cfg.model.image_size);
-    let inputs = vec![vec![
-        random_images(2 * batch, size, args.seed)?,
-        HostArray::from_s32(&[batch], &vec![0; batch as usize])?,
-    ]];
+    let inputs = match &augment {
+        Some(a) => vec![device_inputs(a, args.seed)?],
+        None => vec![vec![
+            random_images(2 * batch, size, args.seed)?,
+            HostArray::from_s32(&[batch], &vec![0; batch as usize])?,
+        ]],
+    };
     let mut times = Vec::with_capacity(args.steps);
     let mut last_loss = f64::NAN;
     for i in 0..args.warmup + args.steps {
@@ -443,6 +554,9 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
         let feeds = line["examples_per_s"].as_f64().unwrap_or(0.0);
         line["step_examples_per_s"] = json!(ips_median);
         line["headroom"] = json!(feeds / ips_median);
+        // Were the pipeline on cores of its own, the step would wait for
+        // this fraction of the time.
+        line["projected_wait_fraction"] = json!((1.0 - feeds / ips_median).max(0.0));
         line["host_bound"] = json!(feeds < ips_median);
         line["loadavg"] = json!(loadavg());
         writeln!(out, "{line}")?;

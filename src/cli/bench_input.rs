@@ -97,7 +97,12 @@ pub fn measure(args: &BenchArgs, batch: i64) -> anyhow::Result<serde_json::Value
         }
     };
     cfg.num_workers = workers;
+    cfg.device_augment = args.device_augment(batch)?.map(|a| a.transfer);
     let views = cfg.num_views;
+    let cfg_augment = match cfg.device_augment {
+        Some(t) => format!("device ({})", t.name()),
+        None => "host".to_string(),
+    };
     let mut pipeline = Pipeline::new(dataset, cfg).context("starting the input pipeline")?;
     // One untimed batch starts every worker and fills the file caches.
     pipeline.next_batch()?;
@@ -123,6 +128,8 @@ pub fn measure(args: &BenchArgs, batch: i64) -> anyhow::Result<serde_json::Value
         "views": views,
         "source": source,
         "workers": workers,
+        "augment": cfg_augment,
+        "examples_per_s_per_core": examples_per_s / workers as f64,
         "batches": batches,
         "seconds": seconds,
         "examples_per_s": examples_per_s,

@@ -236,6 +236,8 @@ flags! {
     knn_bank_size: i64 = Int, "10000", "simclr: number of training examples whose features form the k-NN memory bank (0: all).";
     fixed_batch: bool = Bool, "false", "simclr: train on the first batch at every step (the same examples and augmentations): a check that the step fits one batch.";
     cpu_device_count: i64 = Int, "0", "simclr: devices of the CPU plugin (0: the plugin's default of 4).";
+    augment_on_device: bool = Bool, "false", "simclr: pretraining/fine-tuning: the host only decodes, crops and resizes each view and draws the random flip, colour jitter, grayscale and blur decisions; the step program applies them on the devices (the same views as the host path to 1e-5 with --augment_transfer=f32).";
+    augment_transfer: String = Kind::Enum(&["f32", "uint8"]), "f32", "simclr: with --augment_on_device, how the resized views travel to the devices: f32 (the host path's views to 1e-5) or uint8 (4x less traffic; the resized view is rounded to 1/255 before the colour operations).";
     overlap_steps: bool = Bool, "true", "simclr: upload the next batch while a step runs and read each step's metrics one step later (a NaN is still reported at its step); false runs one step at a time.";
     coordinator_address: Option<String> = Str, "", "simclr: host:port of process 0 in a job of several processes (also SIMCLR_COORDINATOR_ADDRESS or JAX_COORDINATOR_ADDRESS; on a TPU VM with --use_tpu, the first of TPU_WORKER_HOSTNAMES, port 8476).";
     num_processes: i64 = Int, "0", "simclr: processes in the job, one per host (0: SIMCLR_NUM_PROCESSES, JAX_NUM_PROCESSES, the TPU VM's worker count, else 1).";

@@ -222,6 +222,11 @@ pub fn run_config(flags: &RunFlags, replicas: usize) -> Result<RunConfig> {
             .then(|| usize::try_from(f.knn_bank_size.max(0)).unwrap_or(0)),
         fixed_batch: f.fixed_batch,
         overlap_steps: f.overlap_steps,
+        augment_on_device: if f.augment_on_device {
+            Some(data::augment::DeviceTransfer::parse(&f.augment_transfer)?)
+        } else {
+            None
+        },
         proj_head_mode: f.proj_head_mode.clone(),
         record: f.to_json(),
         labeled_percent: f.labeled_percent,

@@ -1205,3 +1205,192 @@ pub fn preprocess_for_eval(img: &ImageU8, cfg: &AugmentConfig) -> Result<ImageF3
     clip01(&mut out);
     Ok(out)
 }
+
+/// Values per example of the augmentation parameters that
+/// [`preprocess_for_device_into`] draws for a device to apply (`f32` each):
+///
+/// | index | meaning |
+/// |---|---|
+/// | 0 | flip left-right (0 or 1) |
+/// | 1..5 | the four colour-jitter slots in order: an [`op_code`] each |
+/// | 5..9 | the value of each slot (factor, offset or hue shift) |
+/// | 9 | grayscale (0 or 1) |
+/// | 10 | keep the blurred image (0 or 1; the blur step only) |
+pub const DEVICE_PARAMS: usize = 11;
+
+/// How resized views travel to a device that augments them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceTransfer {
+    /// `f32` values: the device's views equal the host path's.
+    #[default]
+    F32,
+    /// One byte per value, the resized view rounded to `k/255` ([`quantize_u8`]).
+    U8,
+}
+
+impl DeviceTransfer {
+    /// Parses `f32` / `uint8`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(DeviceTransfer::F32),
+            "u8" | "uint8" => Ok(DeviceTransfer::U8),
+            o => Err(Error::Config(format!(
+                "unknown --augment_transfer={o}: use f32 (exact) or uint8 (4x less traffic)"
+            ))),
+        }
+    }
+
+    /// `f32` or `uint8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceTransfer::F32 => "f32",
+            DeviceTransfer::U8 => "uint8",
+        }
+    }
+}
+
+/// Codes of the colour-jitter slots of [`DEVICE_PARAMS`].
+pub mod op_code {
+    /// No colour jitter drawn for this view: the slot does nothing (no clip).
+    pub const NONE: f32 = 0.0;
+    /// Multiply by the value, then clip (simclrv2 brightness).
+    pub const MUL: f32 = 1.0;
+    /// Add the value, then clip (simclrv1 brightness).
+    pub const ADD: f32 = 2.0;
+    /// Contrast with the value as factor, then clip.
+    pub const CONTRAST: f32 = 3.0;
+    /// Saturation with the value as factor, then clip.
+    pub const SATURATION: f32 = 4.0;
+    /// Hue shift by the value (turns), then clip.
+    pub const HUE: f32 = 5.0;
+    /// Only the clip (an operation whose magnitude is 0).
+    pub const CLIP: f32 = 6.0;
+}
+
+/// The first half of [`preprocess_for_train_into`] for augmentation on a
+/// device: the crop and the resize into `out` (never flipped, not clipped),
+/// and every later random decision — flip, colour jitter (order and
+/// magnitudes), grayscale — drawn from `rng` in the same order as the host
+/// path and written to `params` ([`DEVICE_PARAMS`] values; the blur slot is
+/// left for the caller). [`apply_device_params`] on the result gives exactly
+/// the view of [`preprocess_for_train_into`].
+///
+/// # Errors
+/// As [`preprocess_for_train_into`]; [`Error::Config`] when `params` does not
+/// hold [`DEVICE_PARAMS`] values.
+pub fn preprocess_for_device_into(
+    img: &ImageU8,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+    out: &mut [f32],
+    params: &mut [f32],
+) -> Result<(), Error> {
+    if img.height == 0 || img.width == 0 {
+        return Err(Error::Config("empty image".into()));
+    }
+    let size = cfg.image_size;
+    if out.len() != size * size * 3 || params.len() != DEVICE_PARAMS {
+        return Err(Error::Config(format!(
+            "the output buffers hold {} and {} values, not {size}x{size}x3 and {DEVICE_PARAMS}",
+            out.len(),
+            params.len()
+        )));
+    }
+    let flip = if cfg.crop {
+        let win = sample_distorted_crop(img.height, img.width, &CropParams::simclr(1.0), rng);
+        let flip = cfg.flip && rng.bernoulli(0.5);
+        crop_resize_u8(img, &win, size, size, cfg.resize, false, out);
+        flip
+    } else {
+        check_size(img, size)?;
+        let lut = u8_to_unit();
+        for (o, &v) in out.iter_mut().zip(&img.data) {
+            *o = lut[v as usize];
+        }
+        cfg.flip && rng.bernoulli(0.5)
+    };
+    let mut steps = Vec::with_capacity(6);
+    if cfg.color_distort {
+        color_distortion_steps(cfg.color_jitter_strength, cfg.brightness, rng, &mut steps);
+    }
+    encode_steps(flip, &steps, params);
+    Ok(())
+}
+
+fn encode_steps(flip: bool, steps: &[PixelStep], params: &mut [f32]) {
+    params.fill(0.0);
+    params[0] = if flip { 1.0 } else { 0.0 };
+    let mut slot = 0;
+    for s in steps {
+        let (code, value) = match *s {
+            PixelStep::Mul(f) => (op_code::MUL, f),
+            PixelStep::Add(d) => (op_code::ADD, d),
+            PixelStep::Contrast(f, _) => (op_code::CONTRAST, f),
+            PixelStep::Saturation(f) => (op_code::SATURATION, f),
+            PixelStep::Hue(d) => (op_code::HUE, d),
+            PixelStep::Clip => (op_code::CLIP, 0.0),
+            PixelStep::Gray => {
+                params[9] = 1.0;
+                continue;
+            }
+        };
+        if slot < 4 {
+            params[1 + slot] = code;
+            params[5 + slot] = value;
+            slot += 1;
+        }
+    }
+}
+
+/// Applies one view's [`DEVICE_PARAMS`] on the host to an `size`×`size`
+/// image from [`preprocess_for_device_into`] (or its `uint8` rounding):
+/// flip, the colour slots, grayscale, the final clip. The blur slot is not
+/// used (see [`blur_one_of_batch`]).
+///
+/// # Errors
+/// [`Error::Config`] for buffers of the wrong length or an unknown op code.
+pub fn apply_device_params(image: &mut [f32], size: usize, params: &[f32]) -> Result<(), Error> {
+    if image.len() != size * size * 3 || params.len() != DEVICE_PARAMS {
+        return Err(Error::Config(format!(
+            "expected {size}x{size}x3 values and {DEVICE_PARAMS} parameters, got {} and {}",
+            image.len(),
+            params.len()
+        )));
+    }
+    if params[0] != 0.0 {
+        flip_rows(image, size, size);
+    }
+    let mut steps = Vec::with_capacity(6);
+    for slot in 0..4 {
+        let (code, v) = (params[1 + slot], params[5 + slot]);
+        steps.push(match code {
+            c if c == op_code::NONE => continue,
+            c if c == op_code::MUL => PixelStep::Mul(v),
+            c if c == op_code::ADD => PixelStep::Add(v),
+            c if c == op_code::CONTRAST => PixelStep::Contrast(v, [0.0; 3]),
+            c if c == op_code::SATURATION => PixelStep::Saturation(v),
+            c if c == op_code::HUE => PixelStep::Hue(v),
+            c if c == op_code::CLIP => PixelStep::Clip,
+            c => {
+                return Err(Error::Config(format!(
+                    "unknown colour op code {c} in slot {slot}"
+                )))
+            }
+        });
+    }
+    if params[9] != 0.0 {
+        steps.push(PixelStep::Gray);
+    }
+    steps.push(PixelStep::Clip);
+    apply_steps(image, size * size, &mut steps);
+    Ok(())
+}
+
+/// `v` in [0, 1] (values outside are clipped) as the nearest byte of `v·255`:
+/// the `uint8` transfer of a resized view.
+pub fn quantize_u8(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8
+}

@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::augment::{self, AugmentConfig};
+use super::augment::{self, AugmentConfig, DeviceTransfer};
 use super::rng::{stream, Rng};
 use super::{Dataset, Error};
 
@@ -71,6 +71,11 @@ pub struct PipelineConfig {
     /// one σ per view per per-replica batch, each image blurred with
     /// p = 0.5, then clipped (§2.5).
     pub blur: bool,
+    /// Augment on the device (`--augment_on_device`, training only): the
+    /// workers crop and resize, draw every other random decision into
+    /// [`ReplicaBatch::augment_params`] (and the blur filters into
+    /// [`ReplicaBatch::blur_filters`]) and leave the rest to the step.
+    pub device_augment: Option<DeviceTransfer>,
 }
 
 impl PipelineConfig {
@@ -95,6 +100,7 @@ impl PipelineConfig {
             prefetch: 2,
             examples_per_task: 32,
             blur: false,
+            device_augment: None,
         }
     }
 
@@ -128,6 +134,7 @@ impl PipelineConfig {
             prefetch: 2,
             examples_per_task: 32,
             blur: false,
+            device_augment: None,
         }
     }
 
@@ -172,6 +179,11 @@ impl PipelineConfig {
                 )));
             }
         }
+        if self.device_augment.is_some() && !self.train {
+            return Err(Error::Config(
+                "augmentation on the device applies to training batches only".into(),
+            ));
+        }
         self.augment.validate()
     }
 }
@@ -186,8 +198,19 @@ fn default_workers() -> usize {
 /// [0, 1], labels `[batch]`, mask `[batch]` (1 = real example, 0 = padding).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaBatch {
-    /// `num_views * batch * height * width * 3` floats, view-major.
+    /// `num_views * batch * height * width * 3` floats, view-major. With
+    /// augmentation on the device: the resized views before the colour
+    /// operations (empty with the `uint8` transfer).
     pub images: Vec<f32>,
+    /// The resized views as bytes (`uint8` transfer to a device that
+    /// augments; empty otherwise).
+    pub images_u8: Vec<u8>,
+    /// With augmentation on the device: `[num_views * batch, DEVICE_PARAMS]`
+    /// (see [`augment::DEVICE_PARAMS`]); empty otherwise.
+    pub augment_params: Vec<f32>,
+    /// With augmentation on the device and blur: each view's blur filter,
+    /// `[num_views, K]`; empty otherwise.
+    pub blur_filters: Vec<f32>,
     /// Class indices, `[batch]`; 0 for padding.
     pub labels: Vec<i32>,
     /// 1.0 for real examples, 0.0 for padding (only eval batches pad).
@@ -358,8 +381,21 @@ impl Shared {
         let replicas = cfg
             .replica_range()
             .map(|_| {
+                let n_img = cfg.num_views * nr * size * size * 3;
+                let (f, b) = match cfg.device_augment {
+                    Some(DeviceTransfer::U8) => (0, n_img),
+                    _ => (n_img, 0),
+                };
+                let params = if cfg.device_augment.is_some() {
+                    cfg.num_views * nr * augment::DEVICE_PARAMS
+                } else {
+                    0
+                };
                 Mutex::new(ReplicaBatch {
-                    images: vec![0f32; cfg.num_views * nr * size * size * 3],
+                    images: vec![0f32; f],
+                    images_u8: vec![0u8; b],
+                    augment_params: vec![0f32; params],
+                    blur_filters: Vec::new(),
                     labels: vec![0; nr],
                     mask: vec![0.0; nr],
                     indices: vec![usize::MAX; nr],
@@ -386,13 +422,12 @@ impl Shared {
 
     /// Augments examples `range` of replica `r`'s batch of `step` into a
     /// local buffer `[views, len, H, W, 3]` plus labels and indices.
-    #[allow(clippy::type_complexity)]
     fn build_chunk(
         &self,
         step: u64,
         r: usize,
         range: std::ops::Range<usize>,
-    ) -> Result<(Vec<f32>, Vec<i32>, Vec<usize>), Error> {
+    ) -> Result<Chunk, Error> {
         let cfg = &self.cfg;
         let size = cfg.augment.image_size;
         let per_img = size * size * 3;
@@ -412,7 +447,14 @@ impl Shared {
         } else {
             Vec::new()
         };
-        let mut scratch = if blur_filters.is_empty() {
+        let device = cfg.device_augment.is_some() && cfg.train;
+        let np = augment::DEVICE_PARAMS;
+        let mut params = if device {
+            vec![0f32; cfg.num_views * len * np]
+        } else {
+            Vec::new()
+        };
+        let mut scratch = if blur_filters.is_empty() || device {
             Vec::new()
         } else {
             vec![0f32; per_img]
@@ -440,8 +482,24 @@ impl Shared {
                     None => {
                         let mut rng =
                             Rng::new(cfg.seed, &[stream::AUGMENT, epoch, idx as u64, v as u64]);
-                        augment::preprocess_for_train_into(&ex.image, &cfg.augment, &mut rng, out)
-                            .map_err(|e| with_example(e, &*self.dataset, idx))?;
+                        if device {
+                            let p = &mut params[(v * len + j) * np..(v * len + j + 1) * np];
+                            augment::preprocess_for_device_into(
+                                &ex.image,
+                                &cfg.augment,
+                                &mut rng,
+                                out,
+                                p,
+                            )
+                        } else {
+                            augment::preprocess_for_train_into(
+                                &ex.image,
+                                &cfg.augment,
+                                &mut rng,
+                                out,
+                            )
+                        }
+                        .map_err(|e| with_example(e, &*self.dataset, idx))?;
                     }
                 }
                 if let Some(filter) = blur_filters.get(v) {
@@ -450,13 +508,35 @@ impl Shared {
                         &[stream::BLUR, step, r as u64, v as u64, i as u64],
                     )
                     .bernoulli(0.5);
-                    augment::blur_one_of_batch(out, size, size, filter, keep, &mut scratch);
+                    if device {
+                        params[(v * len + j) * np + 10] = if keep { 1.0 } else { 0.0 };
+                    } else {
+                        augment::blur_one_of_batch(out, size, size, filter, keep, &mut scratch);
+                    }
                 }
             }
             produced += cfg.num_views as u64;
         }
         self.images.fetch_add(produced, Ordering::Relaxed);
-        Ok((images, labels, indices))
+        let (images, images_u8) = match cfg.device_augment {
+            Some(DeviceTransfer::U8) if device => (
+                Vec::new(),
+                images.iter().map(|&v| augment::quantize_u8(v)).collect(),
+            ),
+            _ => (images, Vec::new()),
+        };
+        Ok(Chunk {
+            images,
+            images_u8,
+            params,
+            filters: if device {
+                blur_filters.concat()
+            } else {
+                Vec::new()
+            },
+            labels,
+            indices,
+        })
     }
 
     /// Runs work unit `unit`; returns the step when this unit completed it.
@@ -481,14 +561,35 @@ impl Shared {
         self.busy_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match result {
-            Ok((images, labels, indices)) => {
+            Ok(chunk) => {
+                let Chunk {
+                    images,
+                    images_u8,
+                    params,
+                    filters,
+                    labels,
+                    indices,
+                } = chunk;
                 let per_img = self.cfg.augment.image_size.pow(2) * 3;
+                let np = augment::DEVICE_PARAMS;
                 let len = range.len();
                 let mut rb = lock(&buf.replicas[local]);
                 for v in 0..self.cfg.num_views {
                     let dst = (v * nr + range.start) * per_img;
-                    rb.images[dst..dst + len * per_img]
-                        .copy_from_slice(&images[v * len * per_img..(v + 1) * len * per_img]);
+                    let src = v * len * per_img..(v + 1) * len * per_img;
+                    if images_u8.is_empty() {
+                        rb.images[dst..dst + len * per_img].copy_from_slice(&images[src]);
+                    } else {
+                        rb.images_u8[dst..dst + len * per_img].copy_from_slice(&images_u8[src]);
+                    }
+                    if !params.is_empty() {
+                        let dst = (v * nr + range.start) * np;
+                        rb.augment_params[dst..dst + len * np]
+                            .copy_from_slice(&params[v * len * np..(v + 1) * len * np]);
+                    }
+                }
+                if !filters.is_empty() {
+                    rb.blur_filters = filters;
                 }
                 for (j, i) in range.clone().enumerate() {
                     rb.labels[i] = labels[j];
@@ -507,6 +608,16 @@ impl Shared {
             None
         }
     }
+}
+
+/// What one worker task produced: `[views, len, …]` per view.
+struct Chunk {
+    images: Vec<f32>,
+    images_u8: Vec<u8>,
+    params: Vec<f32>,
+    filters: Vec<f32>,
+    labels: Vec<i32>,
+    indices: Vec<usize>,
 }
 
 fn finish(step: u64, buf: Arc<StepBuf>) -> Result<Batch, Error> {

@@ -16,6 +16,7 @@
 //! `teacher/<TF1 name>`, never written), the global step, then optimizer
 //! slots.
 
+use super::augment_device::DeviceAugment;
 use super::loss::{distill_objective, nt_xent, one_hot, softmax_cross_entropy, top_k_correct};
 use super::optim::{l2_in_loss, update, OptimizerConfig};
 use super::schedule::Schedule;
@@ -319,7 +320,35 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
             "--train_mode=distill needs a teacher: trace it with distill_program".into(),
         ));
     }
-    trace_train(cfg, None)
+    trace_train(cfg, None, None)
+}
+
+/// [`train_program`] or [`distill_program`] (with `distill`) whose images
+/// are augmented inside the step (`--augment_on_device`, see
+/// [`super::augment_device`]); the data inputs are then the raw views, the
+/// labels, the augmentation parameters and (with blur) the blur filters.
+pub fn train_program_augmented(
+    cfg: &StepConfig,
+    distill: Option<&DistillConfig>,
+    augment: &DeviceAugment,
+) -> Result<StepProgram, Error> {
+    if cfg.train_mode == TrainMode::Distill && distill.is_none() {
+        return Err(Error::Config(
+            "--train_mode=distill needs a teacher: trace it with its DistillConfig".into(),
+        ));
+    }
+    let (s, v, n) = (
+        i64::from(cfg.model.image_size),
+        cfg.views(),
+        cfg.per_replica_batch,
+    );
+    if (augment.image_size, augment.views, augment.per_replica_batch) != (s, v, n) {
+        return Err(Error::Config(format!(
+            "the device augmentation is for {} views of {} images of {}x{}, the step takes {v} of {n} of {s}x{s}",
+            augment.views, augment.per_replica_batch, augment.image_size, augment.image_size
+        )));
+    }
+    trace_train(cfg, distill, Some(augment))
 }
 
 /// Traces the distillation step of SimCLRv2 (Chen et al. 2020, "Big
@@ -360,10 +389,14 @@ pub fn train_program(cfg: &StepConfig) -> Result<StepProgram, Error> {
 /// fraction of examples whose student top-1 class is the teacher's), the
 /// student's and the teacher's top-1 accuracy on the labelled examples.
 pub fn distill_program(cfg: &StepConfig, distill: &DistillConfig) -> Result<StepProgram, Error> {
-    trace_train(cfg, Some(distill))
+    trace_train(cfg, Some(distill), None)
 }
 
-fn trace_train(cfg: &StepConfig, distill: Option<&DistillConfig>) -> Result<StepProgram, Error> {
+fn trace_train(
+    cfg: &StepConfig,
+    distill: Option<&DistillConfig>,
+    augment: Option<&DeviceAugment>,
+) -> Result<StepProgram, Error> {
     cfg.validate()?;
     match (cfg.train_mode, distill) {
         (TrainMode::Distill, Some(d)) => d.validate(cfg)?,
@@ -391,8 +424,21 @@ fn trace_train(cfg: &StepConfig, distill: Option<&DistillConfig>) -> Result<Step
         },
         r,
     );
-    let images = b.parameter("images", cfg.image_shape(views * n));
+    let raw_images = b.parameter(
+        "images",
+        augment.map_or_else(|| cfg.image_shape(views * n), DeviceAugment::images_shape),
+    );
     let labels = b.parameter("labels", Shape::new(ElementType::S32, [n]));
+    let mut data_inputs = vec![raw_images.shape(), labels.shape()];
+    let images = match augment {
+        Some(a) => {
+            let extra = a.parameters(&b);
+            data_inputs.extend(a.extra_shapes());
+            let _s = b.scope("augment");
+            a.apply(&raw_images, &extra)
+        }
+        None => raw_images,
+    };
     let mut store = Store::new(&b);
     let backbone_bn = match cfg.train_mode {
         TrainMode::Finetune | TrainMode::Distill if cfg.fine_tune_after_block >= 4 => BnMode::Infer,
@@ -610,7 +656,7 @@ fn trace_train(cfg: &StepConfig, distill: Option<&DistillConfig>) -> Result<Step
     outputs.push((Output::Metrics, metrics));
 
     // Donation: each written variable, the step and each slot reuse their input.
-    let num_inputs = 2;
+    let num_inputs = data_inputs.len();
     for (k, (o, _)) in outputs.iter().enumerate() {
         match o {
             Output::Var(i) => b.alias(k, num_inputs + i),
@@ -624,7 +670,7 @@ fn trace_train(cfg: &StepConfig, distill: Option<&DistillConfig>) -> Result<Step
     let written: Vec<bool> = new_vars.iter().map(Option::is_some).collect();
     Ok(StepProgram {
         module,
-        inputs: vec![images.shape(), labels.shape()],
+        inputs: data_inputs,
         vars: vars
             .iter()
             .enumerate()

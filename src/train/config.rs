@@ -102,6 +102,10 @@ pub struct RunConfig {
     /// `--overlap_steps`: upload the next batch while a step runs and read
     /// each step's metrics one step later (false: strictly one at a time).
     pub overlap_steps: bool,
+    /// `--augment_on_device` with `--augment_transfer`: the step applies the
+    /// colour jitter, grayscale, blur and flip drawn by the host (`None`:
+    /// the host augments completely).
+    pub augment_on_device: Option<data::augment::DeviceTransfer>,
     /// `--proj_head_mode` as given, recorded in exports.
     pub proj_head_mode: String,
     /// The flags as JSON, written to `flags.json` and into checkpoints.

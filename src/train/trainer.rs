@@ -14,12 +14,16 @@ use super::{compile, default_compile_options, probe, Compiled, DeviceState, Erro
 use super::{InFlight, Uploaded};
 use super::{Result, Status};
 use crate::ckpt;
+use crate::data::augment;
 use crate::data::pipeline::{Batch, Pipeline, PipelineConfig};
 use crate::data::{self, Dataset};
 use crate::dist::Job;
 use crate::nn;
 use crate::pjrt::{self, Client, ElementType, HostArray};
-use crate::simclr::{distill_program, eval_program, train_program, TrainMode};
+use crate::simclr::augment_device::DeviceAugment;
+use crate::simclr::{
+    distill_program, eval_program, train_program, train_program_augmented, TrainMode,
+};
 use crate::summary::{self, EventWriter, MetricsLog, Throughput};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -153,9 +157,10 @@ impl Trainer {
             );
         }
         let t = Instant::now();
-        let program = match &c.distill {
-            Some(d) => distill_program(&c.step, &d.config)?,
-            None => train_program(&c.step)?,
+        let program = match (&c.distill, self.device_augment()) {
+            (d, Some(a)) => train_program_augmented(&c.step, d.as_ref().map(|d| &d.config), &a)?,
+            (Some(d), None) => distill_program(&c.step, &d.config)?,
+            (None, None) => train_program(&c.step)?,
         };
         eprintln!(
             "simclr: traced the {} step ({} instructions) in {:.1}s; compiling…",
@@ -163,6 +168,13 @@ impl Trainer {
             program.module.instruction_count(),
             t.elapsed().as_secs_f64()
         );
+        if let Some(a) = self.device_augment() {
+            eprintln!(
+                "simclr: augmentation on the device: the host crops and resizes ({} views) and draws the parameters; the step applies flip, colour jitter, grayscale{}",
+                a.transfer.name(),
+                if a.blur { ", blur" } else { "" }
+            );
+        }
         let compiled = compile(&self.client, program, &self.compile_options())?;
         eprintln!("simclr: compiled in {:.1}s", compiled.compile_seconds);
         // Before anything runs: does one replica's step fit the device?
@@ -366,6 +378,21 @@ impl Trainer {
         Ok(())
     }
 
+    /// The shape of the augmentation the step applies with
+    /// `--augment_on_device` (`None` without).
+    fn device_augment(&self) -> Option<DeviceAugment> {
+        let c = &self.cfg;
+        let transfer = c.augment_on_device?;
+        let pretrain = c.step.train_mode == TrainMode::Pretrain;
+        Some(DeviceAugment {
+            image_size: c.image_size as i64,
+            views: if pretrain { 2 } else { 1 },
+            per_replica_batch: c.step.per_replica_batch,
+            blur: pretrain && c.use_blur,
+            transfer,
+        })
+    }
+
     fn train_pipeline_config(&self) -> Result<PipelineConfig> {
         let c = &self.cfg;
         let mut p = match c.step.train_mode {
@@ -385,6 +412,7 @@ impl Trainer {
             }
         };
         p.augment.resize = c.resize;
+        p.device_augment = c.augment_on_device;
         p.local_replicas = self.job.local_replicas(self.replicas())?;
         Ok(p)
     }
@@ -874,10 +902,27 @@ pub fn step_inputs(batch: &Batch) -> Result<Vec<Vec<HostArray>>> {
                 rb.width as i64,
                 3,
             ];
-            Ok(vec![
-                HostArray::from_f32(&dims, &rb.images)?,
-                HostArray::from_s32(&[rb.batch as i64], &rb.labels)?,
-            ])
+            let images = if rb.images_u8.is_empty() {
+                HostArray::from_f32(&dims, &rb.images)?
+            } else {
+                HostArray::from_u8(&dims, &rb.images_u8)?
+            };
+            let mut list = vec![images, HostArray::from_s32(&[rb.batch as i64], &rb.labels)?];
+            if !rb.augment_params.is_empty() {
+                // Augmentation on the device: its parameters, then the blur filters.
+                list.push(HostArray::from_f32(
+                    &[dims[0], augment::DEVICE_PARAMS as i64],
+                    &rb.augment_params,
+                )?);
+                if !rb.blur_filters.is_empty() {
+                    let views = rb.num_views as i64;
+                    list.push(HostArray::from_f32(
+                        &[views, rb.blur_filters.len() as i64 / views.max(1)],
+                        &rb.blur_filters,
+                    )?);
+                }
+            }
+            Ok(list)
         })
         .collect()
 }
