@@ -4,8 +4,7 @@
 //! gives the host's views within 1e-5 (CIFAR-size and 224² views, with and
 //! without blur, f32 and uint8 transfer).
 
-#[path = "common/pjrt.rs"]
-mod common;
+use crate::pjrt_common as common;
 
 use simclr::data::augment::{
     self, apply_device_params, blur_filter, blur_kernel_size, blur_one_of_batch, op_code,

@@ -5,7 +5,11 @@
 
 #[path = "data_common/mod.rs"]
 mod data_common;
+#[path = "common/pjrt.rs"]
+mod pjrt_common;
 
+#[path = "augment_device.rs"]
+mod augment_device;
 #[path = "data_augment.rs"]
 mod data_augment;
 #[path = "data_cifar.rs"]
