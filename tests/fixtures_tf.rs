@@ -74,6 +74,7 @@ fn build_probe(train: bool) -> Probe {
         backbone_bn: bn,
         head_bn: bn,
         ft_proj_selector: 0,
+        precision: simclr::nn::Precision::Float32,
         fine_tune_after_block: -1,
         stop_supervised_input: true,
     };
@@ -748,6 +749,7 @@ fn one_real_lars_train_step_matches_tf2_and_tf1() {
         lineareval_while_pretraining: true,
         fine_tune_after_block: -1,
         ft_proj_selector: 0,
+        precision: simclr::nn::Precision::Float32,
     };
     let client = common::client();
     let program = train_program(&cfg).expect("pretrain step traces");

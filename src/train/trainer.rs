@@ -482,6 +482,7 @@ impl Trainer {
                 "global_step": step,
                 "data_position": {"steps": step, "seed": self.cfg.seed},
                 "train_mode": self.cfg.step.train_mode.name(),
+                "precision": self.cfg.step.precision.name(),
                 "flags": self.cfg.record,
             });
             if let Some(d) = &self.cfg.distill {
@@ -720,6 +721,7 @@ impl Trainer {
                 "num_classes": m.num_classes,
                 "ft_proj_selector": c.step.ft_proj_selector,
             },
+            "precision": c.step.precision.name(),
         });
         let dir = root.join(step.to_string());
         ckpt::native::save(&dir, step as u64, &tensors, &meta, 1)?;
@@ -815,7 +817,12 @@ impl TrainOutputs {
     }
 }
 
-fn to_ckpt(a: &HostArray) -> Result<ckpt::Tensor> {
+/// A host array as a checkpoint tensor (f32, i64 or i32: a checkpoint
+/// never holds bf16, whatever precision the run computes in).
+///
+/// # Errors
+/// [`Error::Mismatch`] for another element type.
+pub fn to_ckpt(a: &HostArray) -> Result<ckpt::Tensor> {
     let dtype = match a.element_type {
         ElementType::F32 => ckpt::DType::F32,
         ElementType::S64 => ckpt::DType::I64,
