@@ -74,7 +74,6 @@ fn build_probe(train: bool) -> Probe {
         backbone_bn: bn,
         head_bn: bn,
         ft_proj_selector: 0,
-        precision: simclr::nn::Precision::Float32,
         fine_tune_after_block: -1,
         stop_supervised_input: true,
     };

@@ -10,8 +10,8 @@ mod common;
 mod support;
 
 use simclr::interp::{self, Value};
-use simclr::ir::{ConvDims, ElementType, Module, Shape, Window, WindowDim};
 use simclr::ir::{Builder, DotDims, Tensor};
+use simclr::ir::{ConvDims, ElementType, Module, Shape, Window, WindowDim};
 use simclr::nn::{ModelConfig, Precision, ProjHeadMode};
 use simclr::pjrt::HostArray;
 use simclr::proto::{HloModuleProto, PrimitiveType};
@@ -133,7 +133,10 @@ fn bf16_ops_match_the_interpreter() {
         op_case(
             "bf16 dot",
             m,
-            vec![(vec![16, 96], values(2, 16 * 96)), (vec![96, 24], values(3, 96 * 24))],
+            vec![
+                (vec![16, 96], values(2, 16 * 96)),
+                (vec![96, 24], values(3, 96 * 24)),
+            ],
             1.0,
         );
     }
@@ -244,7 +247,8 @@ fn the_bf16_step_computes_in_bf16_only_where_the_policy_says() {
     // all-reduce are in the program.
     let p = train_program(&tiny_pretrain(Precision::Bfloat16, 2)).expect("bf16 step traces");
     let ins = instructions(&p.module.to_proto());
-    let count = |pred: &dyn Fn(&(String, i32, String)) -> bool| ins.iter().filter(|i| pred(i)).count();
+    let count =
+        |pred: &dyn Fn(&(String, i32, String)) -> bool| ins.iter().filter(|i| pred(i)).count();
     // Every convolution and dot of the network, forward and backward, is bf16.
     let convs = count(&|i| i.0 == "convolution");
     assert!(convs > 40, "{convs} convolutions");
@@ -265,9 +269,15 @@ fn the_bf16_step_computes_in_bf16_only_where_the_policy_says() {
     // The loss, weight decay, gradients all-reduce, optimizer and metrics
     // hold no bf16 value; every parameter (variables, slots) is f32 or an integer.
     for (op, ty, name) in &ins {
-        let f32_scope = ["contrastive_loss", "linear_eval", "weight_decay", "optimizer", "learning_rate"]
-            .iter()
-            .any(|s| name.starts_with(s) || name.contains(&format!("/{s}/")));
+        let f32_scope = [
+            "contrastive_loss",
+            "linear_eval",
+            "weight_decay",
+            "optimizer",
+            "learning_rate",
+        ]
+        .iter()
+        .any(|s| name.starts_with(s) || name.contains(&format!("/{s}/")));
         if f32_scope && !name.starts_with("gradients") {
             assert_ne!(*ty, bf, "{op} {name} is bf16 in an f32 part of the step");
         }
@@ -283,7 +293,10 @@ fn the_bf16_step_computes_in_bf16_only_where_the_policy_says() {
     // The float32 program has no bf16 at all.
     let p32 = train_program(&tiny_pretrain(Precision::Float32, 2)).expect("f32 step traces");
     let ins32 = instructions(&p32.module.to_proto());
-    assert!(ins32.iter().all(|i| i.1 != bf), "the float32 step holds bf16");
+    assert!(
+        ins32.iter().all(|i| i.1 != bf),
+        "the float32 step holds bf16"
+    );
     // Same variables, slots and outputs in both.
     assert_eq!(p.vars, p32.vars);
     assert_eq!(p.slots, p32.slots);
@@ -323,7 +336,9 @@ fn bf16_pretraining_steps_track_f32_and_checkpoints_cross_restore() {
         let mut state = c.init_state(client, 0, &overrides).expect("state");
         let mut curve = vec![];
         for _ in 0..4 {
-            let m = c.train_step(client, &mut state, &inputs).expect("step runs");
+            let m = c
+                .train_step(client, &mut state, &inputs)
+                .expect("step runs");
             let m: std::collections::HashMap<_, _> = m.into_iter().collect();
             assert_eq!(m["nonfinite"], 0.0, "{precision}: {m:?}");
             curve.push((m["contrast_loss"], m["supervised_loss"]));
@@ -333,7 +348,10 @@ fn bf16_pretraining_steps_track_f32_and_checkpoints_cross_restore() {
         compiled_by.push((c, host));
     }
     eprintln!("(contrast, supervised) loss per step, f32: {:?}", curves[0]);
-    eprintln!("(contrast, supervised) loss per step, bf16: {:?}", curves[1]);
+    eprintln!(
+        "(contrast, supervised) loss per step, bf16: {:?}",
+        curves[1]
+    );
     // Step 0 is the forward pass from identical variables: bf16 activations
     // move the losses by ~1 % (measured 1.2 % contrastive, 0.5 %
     // supervised); the band is 3 %. The later steps follow trajectories
@@ -380,7 +398,10 @@ fn bf16_pretraining_steps_track_f32_and_checkpoints_cross_restore() {
         .iter()
         .filter(|v| v.optimized && host16[&v.name] != init16[&v.name])
         .count();
-    assert!(changed > 20, "only {changed} bf16-trained variables changed");
+    assert!(
+        changed > 20,
+        "only {changed} bf16-trained variables changed"
+    );
 
     // Cross-restore through the checkpoint tensors (f32 on disk): bf16
     // state → f32 program → bytes equal, and f32 state → bf16 program.

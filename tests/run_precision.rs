@@ -26,7 +26,10 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn simclr(args: &[String]) -> Output {
-    Command::new(exe()).args(args).output().expect("simclr runs")
+    Command::new(exe())
+        .args(args)
+        .output()
+        .expect("simclr runs")
 }
 
 fn ok(args: &[String]) -> (String, String) {
@@ -114,10 +117,7 @@ fn bf16_pretraining_tracks_f32_and_its_checkpoint_evaluates_in_f32() {
     assert_eq!(c.meta["precision"], "bfloat16", "{}", c.meta);
     for (name, t) in &c.tensors {
         assert!(
-            matches!(
-                t.dtype,
-                simclr::ckpt::DType::F32 | simclr::ckpt::DType::I64
-            ),
+            matches!(t.dtype, simclr::ckpt::DType::F32 | simclr::ckpt::DType::I64),
             "{name} is {}",
             t.dtype
         );
