@@ -449,3 +449,59 @@ fn bf16_pretraining_steps_track_f32_and_checkpoints_cross_restore() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The per-layer cost table of the inspect report: the float types of
+/// each layer's results and the bytes bf16 saves against f32.
+#[test]
+fn per_layer_costs_show_dtypes_and_bytes_saved() {
+    use simclr::inspect::cost::analyze;
+    let c16 = analyze(
+        &train_program(&tiny_pretrain(Precision::Bfloat16, 1))
+            .expect("traces")
+            .module
+            .to_proto(),
+    );
+    let c32 = analyze(
+        &train_program(&tiny_pretrain(Precision::Float32, 1))
+            .expect("traces")
+            .module
+            .to_proto(),
+    );
+    let layer = |c: &simclr::inspect::cost::ModuleCost, name: &str| {
+        c.layers
+            .iter()
+            .find(|l| l.layer == name)
+            .unwrap_or_else(|| panic!("no layer {name}"))
+            .clone()
+    };
+    for name in ["base_model", "base_model/block_group1/block0/conv2d_2"] {
+        let (a, b) = (layer(&c32, name), layer(&c16, name));
+        eprintln!(
+            "{name}: f32 [{}] saved {}; bf16 [{}] saved {}",
+            a.dtype_summary(),
+            a.bytes_saved,
+            b.dtype_summary(),
+            b.bytes_saved
+        );
+        assert_eq!(a.dtype_summary(), "f32", "{name}");
+        assert_eq!(a.bytes_saved, 0.0, "{name}");
+        assert!(
+            b.dtype_summary().contains("bf16"),
+            "{name}: {}",
+            b.dtype_summary()
+        );
+        // Every bf16 result saves half of its f32 size.
+        assert_eq!(b.bytes_saved, b.float_result_bytes["bf16"], "{name}");
+        assert!(b.bytes_saved > 0.0);
+    }
+    // The loss is f32 in both.
+    let (a, b) = (
+        layer(&c32, "contrastive_loss"),
+        layer(&c16, "contrastive_loss"),
+    );
+    assert_eq!(
+        (a.dtype_summary(), b.dtype_summary()),
+        ("f32".into(), "f32".into())
+    );
+    assert_eq!(b.bytes_saved, 0.0);
+}
