@@ -150,7 +150,14 @@ impl LayerCost {
             return v[0].0.clone();
         }
         v.iter()
-            .map(|(t, b)| format!("{t} {:.0}%", 100.0 * **b / total))
+            .map(|(t, b)| {
+                let share = 100.0 * **b / total;
+                if share < 0.5 {
+                    format!("{t} <1%")
+                } else {
+                    format!("{t} {share:.0}%")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" · ")
     }
