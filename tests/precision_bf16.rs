@@ -505,3 +505,67 @@ fn per_layer_costs_show_dtypes_and_bytes_saved() {
     );
     assert_eq!(b.bytes_saved, 0.0);
 }
+
+/// Every program kind traces in bf16 with the loss, logits and features
+/// in f32: fine-tuning from a block, distillation (student and teacher in
+/// bf16), and evaluation (whose outputs stay f32 for the probes).
+#[test]
+fn every_program_kind_traces_in_bf16() {
+    use simclr::simclr::{distill_program, eval_program, DistillConfig};
+    let bf = PrimitiveType::Bf16 as i32;
+    let mut ft = tiny_pretrain(Precision::Bfloat16, 2);
+    ft.train_mode = TrainMode::Finetune;
+    ft.fine_tune_after_block = 2;
+    ft.lineareval_while_pretraining = false;
+    let p = train_program(&ft).expect("finetune traces");
+    assert!(instructions(&p.module.to_proto())
+        .iter()
+        .any(|i| i.0 == "convolution" && i.1 == bf));
+
+    let mut kd = ft.clone();
+    kd.train_mode = TrainMode::Distill;
+    kd.fine_tune_after_block = -1;
+    let d = DistillConfig {
+        teacher: kd.model.clone(),
+        teacher_ft_proj_selector: 0,
+        temperature: 2.0,
+        label_weight: 0.5,
+    };
+    let p = distill_program(&kd, &d).expect("distill traces");
+    let ins = instructions(&p.module.to_proto());
+    let teacher_bf16 = ins
+        .iter()
+        .filter(|i| i.0 == "convolution" && i.1 == bf && i.2.starts_with("teacher/"))
+        .count();
+    assert!(
+        teacher_bf16 > 10,
+        "{teacher_bf16} bf16 teacher convolutions"
+    );
+    for (op, ty, name) in &ins {
+        if name.starts_with("distillation_loss") {
+            assert_ne!(*ty, bf, "{op} {name} is bf16 in the distillation loss");
+        }
+    }
+
+    let e = eval_program(&ft, 4).expect("eval traces");
+    let m = e.module.to_proto();
+    let entry = m
+        .computations
+        .iter()
+        .find(|c| c.id == m.entry_computation_id)
+        .expect("entry");
+    let root = entry
+        .instructions
+        .iter()
+        .find(|i| i.id == entry.root_id)
+        .expect("root");
+    let outs = &root.shape.as_ref().expect("shape").tuple_shapes;
+    assert_eq!(outs.len(), 3);
+    for s in outs {
+        assert_eq!(
+            s.element_type,
+            PrimitiveType::F32 as i32,
+            "eval outputs are f32"
+        );
+    }
+}
