@@ -1,7 +1,7 @@
 //! `simclr run --precision=bfloat16` end to end on the real CIFAR-10 copy:
 //! a few pretraining steps track the float32 run from the same seed, the
 //! checkpoint records its precision (`simclr ckpt info` shows it) and holds
-//! f32 tensors only, and a float32 evaluation restores it.
+//! f32 tensors only, and the run resumes from it in float32.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -86,7 +86,7 @@ fn losses(model_dir: &Path) -> Vec<(i64, f64)> {
 }
 
 #[test]
-fn bf16_pretraining_tracks_f32_and_its_checkpoint_evaluates_in_f32() {
+fn bf16_pretraining_tracks_f32_and_resumes_in_f32() {
     let f32_dir = tmp("f32");
     let bf_dir = tmp("bf16");
     ok(&pretrain(&f32_dir, "float32", &["--mode=train"]));
@@ -133,9 +133,24 @@ fn bf16_pretraining_tracks_f32_and_its_checkpoint_evaluates_in_f32() {
         "ckpt info:\n{info32}"
     );
 
-    // A float32 evaluation of the bf16-trained model_dir restores it.
-    let (_, err) = ok(&pretrain(&bf_dir, "float32", &["--mode=eval"]));
-    assert!(err.contains("eval at step 3"), "{err}");
+    // The bf16-trained model_dir resumes in float32 for one more step.
+    let (_, err) = ok(&pretrain(
+        &bf_dir,
+        "float32",
+        &["--mode=train", "--train_steps=4", "--checkpoint_steps=4"],
+    ));
+    assert!(
+        err.contains("resuming from")
+            && err
+                .contains("trained with --precision=bfloat16; continuing with --precision=float32"),
+        "{err}"
+    );
+    let after = losses(&bf_dir);
+    let last = after.last().copied().expect("a step 4 loss");
+    assert_eq!(last.0, 4, "{after:?}");
+    assert!(last.1.is_finite(), "{after:?}");
+    let c4 = simclr::ckpt::native::load(&bf_dir.join("ckpt-4.safetensors")).expect("loads");
+    assert_eq!(c4.meta["precision"], "float32", "{}", c4.meta);
     let _ = std::fs::remove_dir_all(&f32_dir);
     let _ = std::fs::remove_dir_all(&bf_dir);
 }

@@ -434,6 +434,14 @@ impl Trainer {
                     "simclr: resuming from {} (step {step})",
                     latest.path.display()
                 );
+                let now = c.step.precision.name();
+                if let Some(was) = ck.meta.get("precision").and_then(|v| v.as_str()) {
+                    if was != now {
+                        eprintln!(
+                            "simclr: the checkpoint was trained with --precision={was}; continuing with --precision={now} (its f32 variables load unchanged)"
+                        );
+                    }
+                }
             }
             ckpt::import::Start::Restore(path) => {
                 let src = ckpt::source::Source::open(&path)?;
