@@ -17,3 +17,5 @@ mod pjrt_cli;
 mod run_cli;
 #[path = "run_distill.rs"]
 mod run_distill;
+#[path = "run_precision.rs"]
+mod run_precision;

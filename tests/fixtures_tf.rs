@@ -746,6 +746,7 @@ fn one_real_lars_train_step_matches_tf2_and_tf1() {
         lineareval_while_pretraining: true,
         fine_tune_after_block: -1,
         ft_proj_selector: 0,
+        precision: simclr::nn::Precision::Float32,
     };
     let client = common::client();
     let program = train_program(&cfg).expect("pretrain step traces");

@@ -46,6 +46,7 @@ fn pretrain_config() -> StepConfig {
         lineareval_while_pretraining: true,
         fine_tune_after_block: -1,
         ft_proj_selector: 0,
+        precision: simclr::nn::Precision::Float32,
     }
 }
 

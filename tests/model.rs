@@ -15,6 +15,8 @@ mod fixtures_tf;
 mod nn_model;
 #[path = "nn_pool_tf.rs"]
 mod nn_pool_tf;
+#[path = "precision_bf16.rs"]
+mod precision_bf16;
 #[path = "step_distill.rs"]
 mod step_distill;
 #[path = "step_invariants.rs"]

@@ -227,6 +227,7 @@ fn student_config(replicas: usize) -> StepConfig {
         lineareval_while_pretraining: false,
         fine_tune_after_block: -1,
         ft_proj_selector: 0,
+        precision: simclr::nn::Precision::Float32,
     }
 }
 

@@ -454,6 +454,7 @@ fn tiny_config(fine_tune_after_block: i32) -> StepConfig {
         lineareval_while_pretraining: true,
         fine_tune_after_block,
         ft_proj_selector: 0,
+        precision: simclr::nn::Precision::Float32,
     }
 }
 

@@ -17,7 +17,7 @@ use anyhow::{anyhow, Context};
 use serde_json::json;
 
 use crate::ir::{Builder, ElementType, Shape};
-use crate::nn::{resnet, ModelConfig, ProjHeadMode};
+use crate::nn::{resnet, ModelConfig, Precision, ProjHeadMode};
 use crate::pjrt::{Client, ClientOptions, CompileOptions, HostArray, OptionValue};
 use crate::simclr::{
     augment_device::DeviceAugment, train_program, train_program_augmented, OptimizerConfig,
@@ -124,6 +124,10 @@ pub struct BenchArgs {
         default_value = "f32"
     )]
     pub augment_transfer: String,
+    /// Arithmetic of the network: float32 or bfloat16 (mixed precision,
+    /// as `simclr run --precision`).
+    #[arg(long, value_name = "P", default_value = "float32", value_parser = parse_precision)]
+    pub precision: Precision,
 }
 
 impl BenchArgs {
@@ -216,6 +220,11 @@ fn device_inputs(aug: &DeviceAugment, seed: u64) -> anyhow::Result<Vec<HostArray
     Ok(list)
 }
 
+/// `--precision` of the subcommands with their own argument parser.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse::<Precision>().map_err(|e| e.to_string())
+}
+
 /// The step configuration benchmarked for `model` at `batch` examples.
 pub fn step_config(model: BenchModel, batch: i64) -> StepConfig {
     let (depth, image_size, proj_out_dim) = match model {
@@ -253,6 +262,7 @@ pub fn step_config(model: BenchModel, batch: i64) -> StepConfig {
         lineareval_while_pretraining: false,
         fine_tune_after_block: -1,
         ft_proj_selector: 0,
+        precision: Precision::Float32,
     }
 }
 
@@ -414,7 +424,10 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.steps == 0 {
         return Err(anyhow!("--steps must be at least 1"));
     }
-    let cfg = step_config(args.config, batch);
+    let cfg = StepConfig {
+        precision: args.precision,
+        ..step_config(args.config, batch)
+    };
     let options = ClientOptions {
         cpu_device_count: Some(1),
         ..ClientOptions::from_env()
@@ -524,6 +537,7 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "event": "summary",
         "side": "simclr",
         "config": args.config.name(),
+        "precision": args.precision.name(),
         "batch": batch,
         "views": 2,
         "plugin": client.plugin().path(),

@@ -160,6 +160,7 @@ pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 src.format()
             )?;
             writeln!(out, "tensors:           {}", entries.len())?;
+            writeln!(out, "precision:         {}", precision_line(&src))?;
             writeln!(
                 out,
                 "backbone:          ResNet-{} {}x{}{} ({} convs, {} batch norms)",
@@ -200,6 +201,18 @@ pub fn run(args: &CkptArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The precision a native checkpoint was trained with (its metadata), and
+/// what is stored.
+fn precision_line(src: &Source) -> String {
+    match src {
+        Source::Native(r) => match r.meta.get("precision").and_then(|v| v.as_str()) {
+            Some(p) => format!("{p} (trained with --precision={p}; variables stored as f32)"),
+            None => "float32 (written before the precision was recorded)".into(),
+        },
+        Source::Tf(_) => "not recorded (TensorFlow checkpoint; loads into either precision)".into(),
+    }
 }
 
 fn export_torch(

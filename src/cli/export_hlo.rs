@@ -234,7 +234,8 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
         )?;
         writeln!(
             w,
-            "{name}: {} instructions, {:.3} GFLOP per replica, {} per replica ({}), {}{}",
+            "{name} ({}): {} instructions, {:.3} GFLOP per replica, {} per replica ({}), {}{}",
+            step.precision,
             entry.instructions,
             entry.flops / 1e9,
             human_bytes(entry.memory_bytes),

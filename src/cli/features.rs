@@ -11,7 +11,7 @@ use crate::ckpt;
 use crate::data::augment::{preprocess_for_eval, AugmentConfig};
 use crate::data::folder::decode_image;
 use crate::ir::{Builder, ElementType, Shape, Tensor};
-use crate::nn::{self, ForwardOptions, ModelConfig, ProjHeadMode, Store};
+use crate::nn::{self, ForwardOptions, ModelConfig, Precision, ProjHeadMode, Store};
 use crate::npy::{self, NpyArray, NpyData};
 use crate::pjrt::{Client, ClientOptions, HostArray};
 use crate::storage::{self, Location};
@@ -44,6 +44,10 @@ pub struct FeaturesArgs {
     /// Path of the PJRT plugin.
     #[arg(long)]
     pub pjrt_plugin: Option<PathBuf>,
+    /// Arithmetic of the network: float32 or bfloat16 (bf16 activations;
+    /// every intermediate is written as f32).
+    #[arg(long, default_value = "float32", value_parser = super::bench::parse_precision)]
+    pub precision: Precision,
 }
 
 /// The named intermediates, in output order.
@@ -175,7 +179,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         "images",
         Shape::new(ElementType::F32, [batch as i64, s, s, 3]),
     );
-    let mut store = Store::new(&b);
+    let mut store = Store::new(&b).with_precision(args.precision);
     let opts = ForwardOptions {
         ft_proj_selector: selector,
         ..ForwardOptions::inference()
@@ -199,7 +203,11 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
             wanted.contains(n) || (*n == "final_avg_pool" && wanted.contains(&"default"))
         })
         .collect();
-    let refs: Vec<&Tensor> = chosen.iter().map(|(_, t)| t).collect();
+    let wide: Vec<Tensor> = chosen
+        .iter()
+        .map(|(_, t)| nn::layers::cast(t, ElementType::F32))
+        .collect();
+    let refs: Vec<&Tensor> = wide.iter().collect();
     let module = b.build(&refs)?;
     let vars = store.variables().to_vec();
     let mut copts = ClientOptions::from_env();

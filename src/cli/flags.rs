@@ -255,6 +255,7 @@ flags! {
     teacher_ft_proj_selector: Option<String> = Str, "", "simclr: the teacher's --ft_proj_selector (unset: as recorded in a simclr checkpoint, else -1 when the supervised head reads the head output, else 0).";
     distill_temperature: f64 = Float, "1.0", "simclr: temperature τ of the distillation loss: cross-entropy between softmax(teacher logits/τ) and softmax(student logits/τ).";
     distill_label_weight: f64 = Float, "0.0", "simclr: weight w of the supervised loss on the labelled examples in distillation: w·supervised + (1−w)·distillation (the paper's α is 1−w; 0: labels unused).";
+    precision: String = Kind::Enum(&["float32", "bfloat16"]), "float32", "simclr: arithmetic of the network: float32, or bfloat16 (bf16 convolutions, matmuls and activations; f32 variables, optimizer, batch-norm statistics, losses and metrics; checkpoints stay f32 and load into either).";
     labeled_percent: f64 = Float, "100", "simclr: keep the labels of this percentage of the training split: a fixed per-class subset, the first ceil(p·n_c/100) examples of each class c in dataset order. finetune trains on that subset; distill trains on every example and uses the subset's labels for --distill_label_weight and its accuracy metrics.";
 }
 

@@ -45,6 +45,10 @@ pub struct ProbeArgs {
     /// Write the accuracies as JSON to this file (local or a bucket object).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Arithmetic of the feature extractor, float32 or bfloat16 (default:
+    /// the run's `--precision`).
+    #[arg(long, value_parser = super::bench::parse_precision)]
+    pub precision: Option<crate::nn::Precision>,
 }
 
 fn flags_from_json(v: &serde_json::Value) -> Result<RunFlags> {
@@ -85,6 +89,9 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
     }
     if let Some(p) = &args.pjrt_plugin {
         flags.pjrt_plugin = Some(p.clone());
+    }
+    if let Some(p) = args.precision {
+        flags.precision = p.name().to_string();
     }
     flags.model_dir = Some(args.model_dir.display().to_string());
     let seed = flags.seed as u64;

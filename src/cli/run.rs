@@ -302,6 +302,7 @@ pub fn step_config(
         lineareval_while_pretraining: flags.lineareval_while_pretraining,
         fine_tune_after_block: i32::try_from(flags.fine_tune_after_block)?,
         ft_proj_selector: i32::try_from(flags.ft_proj_selector)?,
+        precision: flags.precision.parse()?,
     };
     step.validate()?;
     Ok(step)

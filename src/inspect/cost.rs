@@ -100,6 +100,14 @@ pub struct InstrCost {
     pub cost: Cost,
     /// Members of a fusion or `call`, in the callee's order.
     pub members: Vec<InstrCost>,
+    /// The element type of a floating-point result (`bf16`, `f32`, …);
+    /// `None` for integer, predicate and tuple results.
+    pub float_type: Option<String>,
+    /// Bytes of the result.
+    pub result_bytes: f64,
+    /// Bytes the result would take in f32 minus its bytes: what a bf16
+    /// (or f16) result saves (0 for f32 and wider).
+    pub bytes_saved: f64,
 }
 
 /// Costs summed over a layer and everything under it.
@@ -119,6 +127,40 @@ pub struct LayerCost {
     pub unattributed_flops: f64,
     /// Instructions counted (fusion members included, fusions themselves not).
     pub instructions: usize,
+    /// Result bytes of the floating-point instructions counted, by element
+    /// type (`bf16`, `f32`, …).
+    pub float_result_bytes: BTreeMap<String, f64>,
+    /// Result bytes saved against f32 by narrower float results (see
+    /// [`InstrCost::bytes_saved`]).
+    pub bytes_saved: f64,
+}
+
+impl LayerCost {
+    /// The float element types of the layer's results with their share of
+    /// the result bytes, largest first: `bf16 71% · f32 29%`, or `f32`
+    /// alone; `-` when the layer has no float result.
+    pub fn dtype_summary(&self) -> String {
+        let total: f64 = self.float_result_bytes.values().sum();
+        if total <= 0.0 {
+            return "-".into();
+        }
+        let mut v: Vec<(&String, &f64)> = self.float_result_bytes.iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        if v.len() == 1 {
+            return v[0].0.clone();
+        }
+        v.iter()
+            .map(|(t, b)| {
+                let share = 100.0 * **b / total;
+                if share < 0.5 {
+                    format!("{t} <1%")
+                } else {
+                    format!("{t} {share:.0}%")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
 }
 
 /// Costs of one opcode, forward and backward apart.
@@ -401,6 +443,7 @@ impl<'a> Ctx<'a> {
                 },
             )
         };
+        let (float_type, result_bytes, bytes_saved) = float_result(shape);
         InstrCost {
             id: i.id,
             name: i.name.clone(),
@@ -411,7 +454,25 @@ impl<'a> Ctx<'a> {
             pass,
             cost,
             members,
+            float_type,
+            result_bytes,
+            bytes_saved,
         }
+    }
+}
+
+/// The float element type of an array shape, its bytes, and the bytes it
+/// saves against f32.
+fn float_result(s: &ShapeProto) -> (Option<String>, f64, f64) {
+    use proto::PrimitiveType as P;
+    let bytes = shape_bytes(s) as f64;
+    match P::try_from(s.element_type) {
+        Ok(p @ (P::Bf16 | P::F16 | P::F32 | P::F64)) if s.tuple_shapes.is_empty() => {
+            let n = elements(s) as f64;
+            let saved = (4.0 * n - bytes).max(0.0);
+            (Some(p.as_str_name().to_ascii_lowercase()), bytes, saved)
+        }
+        _ => (None, bytes, 0.0),
     }
 }
 
@@ -468,6 +529,12 @@ fn add_leaf(
         }
         if i.members.is_empty() {
             l.instructions += 1;
+        }
+        if i.members.is_empty() && i.opcode != "parameter" && i.opcode != "constant" {
+            if let Some(t) = &i.float_type {
+                *l.float_result_bytes.entry(t.clone()).or_insert(0.0) += i.result_bytes;
+                l.bytes_saved += i.bytes_saved;
+            }
         }
     }
 }

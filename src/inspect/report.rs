@@ -316,9 +316,12 @@ fn memory_section(mem: &serde_json::Value) -> String {
 fn layers_section(c: &ModuleCost, leaves: &BTreeMap<String, (usize, usize)>) -> String {
     let mut b = String::from(
         "<h2 id=\"layers\">FLOPs and bytes by layer</h2>\n<p>Every scope prefix; gradient ops \
-count towards their forward layer; instructions XLA made without metadata are under (unscoped). Click a header to sort.</p>\n\
+count towards their forward layer; instructions XLA made without metadata are under (unscoped). \
+dtype: the float element types of the layer's results by share of their bytes; saved vs f32: the result bytes \
+that bf16 results save against f32 (0 in a float32 program). Click a header to sort.</p>\n\
 <table class=\"sortable\"><thead><tr><th>layer</th><th>depth</th><th>forward FLOPs</th><th>backward FLOPs</th>\
-<th>FLOPs</th><th>transcendentals</th><th>bytes accessed</th><th>instructions</th></tr></thead><tbody>\n",
+<th>FLOPs</th><th>transcendentals</th><th>bytes accessed</th><th>instructions</th><th>dtype</th>\
+<th>saved vs f32</th></tr></thead><tbody>\n",
     );
     for l in &c.layers {
         let LayerCost {
@@ -329,6 +332,8 @@ count towards their forward layer; instructions XLA made without metadata are un
             backward_flops,
             unattributed_flops: _,
             instructions,
+            float_result_bytes: _,
+            bytes_saved,
         } = l;
         let name = if leaves.contains_key(layer) {
             format!("<a href=\"#l-{}\">{}</a>", slug(layer), esc(layer))
@@ -337,7 +342,7 @@ count towards their forward layer; instructions XLA made without metadata are un
         };
         let _ = writeln!(
             b,
-            "<tr id=\"t-{}\"><td class=\"d{}\">{name}</td>{}{}{}{}{}{}{}</tr>",
+            "<tr id=\"t-{}\"><td class=\"d{}\">{name}</td>{}{}{}{}{}{}{}<td>{}</td>{}</tr>",
             slug(layer),
             (*depth).min(8),
             num(*depth as f64, depth.to_string()),
@@ -347,6 +352,8 @@ count towards their forward layer; instructions XLA made without metadata are un
             num(total.transcendentals, si(total.transcendentals)),
             num(total.bytes_accessed, bytes(total.bytes_accessed)),
             num(*instructions as f64, instructions.to_string()),
+            esc(&l.dtype_summary()),
+            num(*bytes_saved, bytes(*bytes_saved)),
         );
     }
     b.push_str("</tbody></table>\n");

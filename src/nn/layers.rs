@@ -5,7 +5,7 @@
 
 use super::store::{Init, Store};
 use crate::ir::{
-    BinaryOp, ConvDims, Literal, LiteralData, ReplicaGroups, Tensor, Window, WindowDim,
+    BinaryOp, ConvDims, ElementType, Literal, LiteralData, ReplicaGroups, Tensor, Window, WindowDim,
 };
 
 /// BatchNorm epsilon used everywhere in SimCLR (SPEC §3.2).
@@ -48,6 +48,8 @@ pub fn conv2d(
         },
     );
     let _g = x.builder().scope(&name);
+    let ct = store.compute_type();
+    let (x, w) = (cast(x, ct), cast(&w, ct));
     let lo = (k - 1) / 2;
     let hi = k - 1 - lo;
     let dim = WindowDim::new(k).stride(stride).pad(lo, hi);
@@ -60,10 +62,22 @@ pub fn conv2d(
     )
 }
 
+/// `x` as element type `ty`: a convert only when the types differ, so f32
+/// programs gain no instruction.
+pub fn cast(x: &Tensor, ty: ElementType) -> Tensor {
+    if x.element_type() == ty {
+        x.clone()
+    } else {
+        x.convert(ty)
+    }
+}
+
 /// Batch norm over all but the last (channel) dimension, with learned γ
 /// (init 1, or 0 when `zero_gamma`) and β (only when `center`). Creates
 /// `<scope>/batch_normalization[_k]/{gamma,beta,moving_mean,moving_variance}`.
-/// Applies ReLU after when `relu`.
+/// Applies ReLU after when `relu`. The moments and the normalisation are
+/// computed in f32 whatever the input type; the output has the input's
+/// type (bf16 activations stay bf16 between layers).
 pub fn batch_norm(
     store: &mut Store,
     scope: &str,
@@ -92,6 +106,8 @@ pub fn batch_norm(
         Init::Ones,
     );
     let _g = x.builder().scope(&name);
+    let out_type = x.element_type();
+    let x = &cast(x, ElementType::F32);
     let reduce_dims: Vec<i64> = (0..dims.len() as i64 - 1).collect();
     // Training mode normalises the `x − mean` that the variance was taken
     // of: one subtraction, so the backward pass has one path into `mean`.
@@ -115,11 +131,8 @@ pub fn batch_norm(
     if let Some(beta) = beta {
         y = y + &beta;
     }
-    if relu {
-        y.relu()
-    } else {
-        y
-    }
+    let y = if relu { y.relu() } else { y };
+    cast(&y, out_type)
 }
 
 /// Mean and biased variance of `x` over `dims` (a per-channel vector), over
@@ -150,6 +163,8 @@ pub fn moments(x: &Tensor, dims: &[i64], global: bool) -> (Tensor, Tensor, Tenso
 
 /// Dense layer `[n, in] → [n, units]`: `<scope>/dense/kernel` with
 /// N(0, 0.01²) init (SPEC §4.1) and, when `use_bias`, `<scope>/dense/bias`.
+/// The product takes the store's compute type; with a bias the output is
+/// f32 (logits), without it the compute type (it feeds a batch norm).
 pub fn dense(
     store: &mut Store,
     scope: &str,
@@ -166,10 +181,11 @@ pub fn dense(
     };
     let w = store.variable(&format!("{scope}/dense/kernel"), &[cin, units], true, init);
     let _g = x.builder().scope("dense");
-    let y = x.matmul(&w);
+    let ct = store.compute_type();
+    let y = cast(x, ct).matmul(&cast(&w, ct));
     if use_bias {
         let b = store.variable(&format!("{scope}/dense/bias"), &[units], true, Init::Zeros);
-        y + &b
+        cast(&y, ElementType::F32) + &b
     } else {
         y
     }

@@ -42,6 +42,60 @@ impl std::str::FromStr for ProjHeadMode {
     }
 }
 
+/// The arithmetic of a traced network (`--precision`).
+///
+/// Under [`Precision::Bfloat16`] convolutions and matmuls take bf16
+/// operands (the f32 variables are converted where they are used, so their
+/// gradients come back in f32) and the activations between layers are
+/// bf16; batch-norm moments and normalisation, the pooled feature `h`, the
+/// supervised logits and the projection output handed to the loss stay f32.
+/// Variables, optimizer state and checkpoints are f32 in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Everything in f32 (the default; the programs of the original).
+    #[default]
+    Float32,
+    /// Mixed precision: bf16 compute, f32 master weights and statistics.
+    Bfloat16,
+}
+
+impl Precision {
+    /// The flag spelling: `float32` or `bfloat16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Bfloat16 => "bfloat16",
+        }
+    }
+
+    /// The element type of conv/dot operands and inter-layer activations.
+    pub fn compute_type(self) -> ElementType {
+        match self {
+            Precision::Float32 => ElementType::F32,
+            Precision::Bfloat16 => ElementType::Bf16,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "float32" | "f32" => Ok(Precision::Float32),
+            "bfloat16" | "bf16" => Ok(Precision::Bfloat16),
+            other => Err(Error::Config(format!(
+                "--precision={other} is not one of float32, bfloat16"
+            ))),
+        }
+    }
+}
+
 /// Invalid model configuration.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Error {
@@ -217,10 +271,14 @@ pub fn forward(
         sup_in = sup_in.stop_gradient();
     }
     let logits_sup = heads::supervised_head(store, cfg, &sup_in, false);
-    let proj_head_output = proj_list
-        .last()
-        .cloned()
-        .unwrap_or_else(|| backbone.final_avg_pool.clone());
+    // The loss reads the projection in f32 under every precision.
+    let proj_head_output = layers::cast(
+        &proj_list
+            .last()
+            .cloned()
+            .unwrap_or_else(|| backbone.final_avg_pool.clone()),
+        ElementType::F32,
+    );
     Ok(Outputs {
         backbone,
         proj_list,

@@ -6,10 +6,10 @@
 //! Variables are created in the TF1 creation order under `base_model/`:
 //! stem, then per block the projection shortcut first, then the main branch.
 
-use super::layers::{avg_pool, batch_norm, conv2d, max_pool_same, BnMode};
+use super::layers::{avg_pool, batch_norm, cast, conv2d, max_pool_same, BnMode};
 use super::store::{Init, Store};
 use super::ModelConfig;
-use crate::ir::{ConvDims, Tensor, Window, WindowDim};
+use crate::ir::{ConvDims, ElementType, Tensor, Window, WindowDim};
 
 const SCOPE: &str = "base_model";
 
@@ -88,7 +88,8 @@ pub fn backbone(
     }
     let final_avg_pool = {
         let _s = b.scope("final_avg_pool");
-        stop(h.mean(&[1, 2]), 4)
+        // h is f32 under every precision (a mean over H·W cells).
+        stop(cast(&h, ElementType::F32).mean(&[1, 2]), 4)
     };
     BackboneOutputs {
         initial_conv,
@@ -287,7 +288,7 @@ fn selective_kernel(
     let (n, hh, ww) = (d[0], d[1], d[2]);
     let s0 = h.slice_dim(3, 0, f);
     let s1 = h.slice_dim(3, f, 2 * f);
-    let g = (&s0 + &s1).mean(&[1, 2]).reshape(&[n, 1, 1, f]);
+    let g = spatial_mean(&(&s0 + &s1)).reshape(&[n, 1, 1, f]);
     let m = ((f as f64 * cfg.sk_ratio) as i64).max(32);
     let z = conv2d(store, SCOPE, &g, m, 1, 1);
     let z = batch_norm(store, SCOPE, &z, bn, true, false, true);
@@ -311,10 +312,15 @@ fn squeeze_excite(store: &mut Store, cfg: &ModelConfig, x: &Tensor, f: i64) -> T
     let d = x.dims();
     let (n, c) = (d[0], d[3]);
     let squeezed = ((f as f64 * cfg.se_ratio) as i64).max(1);
-    let g = x.mean(&[1, 2]).reshape(&[n, 1, 1, c]);
+    let g = spatial_mean(x).reshape(&[n, 1, 1, c]);
     let z = conv1x1_bias(store, &g, squeezed).relu();
     let e = conv1x1_bias(store, &z, c).unary(crate::ir::UnaryOp::Logistic);
     x * e.broadcast_to(&d)
+}
+
+/// Mean over H and W, summed in f32, in `x`'s type.
+fn spatial_mean(x: &Tensor) -> Tensor {
+    cast(&cast(x, ElementType::F32).mean(&[1, 2]), x.element_type())
 }
 
 fn conv1x1_bias(store: &mut Store, x: &Tensor, out: i64) -> Tensor {
@@ -328,11 +334,12 @@ fn conv1x1_bias(store: &mut Store, x: &Tensor, out: i64) -> Tensor {
     );
     let bias = store.variable(&format!("{SCOPE}/{name}/bias"), &[out], true, Init::Zeros);
     let dim = WindowDim::new(1);
-    x.conv_general(
-        &w,
+    let ct = store.compute_type();
+    cast(x, ct).conv_general(
+        &cast(&w, ct),
         Window::new(vec![dim.clone(), dim]),
         ConvDims::nhwc(),
         1,
         1,
-    ) + bias
+    ) + cast(&bias, ct)
 }

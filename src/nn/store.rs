@@ -3,6 +3,7 @@
 //! it (`base_model/conv2d_3/kernel`, `head_contrastive/nl_0/dense/kernel`)
 //! and numbered in creation order, so a TF1 checkpoint maps by name.
 
+use super::Precision;
 use crate::ir::{Builder, ElementType, Shape, Tensor};
 use std::collections::HashMap;
 
@@ -54,6 +55,7 @@ pub struct Store {
     updates: Vec<(usize, Tensor)>,
     block: i32,
     param_prefix: String,
+    precision: Precision,
 }
 
 impl Store {
@@ -66,6 +68,7 @@ impl Store {
             updates: vec![],
             block: 0,
             param_prefix: String::new(),
+            precision: Precision::Float32,
         }
     }
 
@@ -78,6 +81,23 @@ impl Store {
             param_prefix: prefix.to_string(),
             ..Store::new(builder)
         }
+    }
+
+    /// This store, tracing its layers with `precision` (see [`Precision`]).
+    pub fn with_precision(mut self, precision: Precision) -> Store {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision layers compute in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The element type of convolution/matmul operands and of the
+    /// activations between layers: f32, or bf16 under mixed precision.
+    pub fn compute_type(&self) -> ElementType {
+        self.precision.compute_type()
     }
 
     /// The builder variables are created in.

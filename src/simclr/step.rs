@@ -93,6 +93,10 @@ pub struct StepConfig {
     pub fine_tune_after_block: i32,
     /// `--ft_proj_selector`.
     pub ft_proj_selector: i32,
+    /// `--precision`: the arithmetic of the network (teacher included).
+    /// Losses, metrics, gradients, their all-reduce and the optimizer are
+    /// f32 under every precision.
+    pub precision: nn::Precision,
 }
 
 /// Names of the entries of the train step's `metrics` output, in order.
@@ -439,7 +443,7 @@ fn trace_train(
         }
         None => raw_images,
     };
-    let mut store = Store::new(&b);
+    let mut store = Store::new(&b).with_precision(cfg.precision);
     let backbone_bn = match cfg.train_mode {
         TrainMode::Finetune | TrainMode::Distill if cfg.fine_tune_after_block >= 4 => BnMode::Infer,
         _ => cfg.bn_train(),
@@ -486,7 +490,8 @@ fn trace_train(
             )
         }
         (TrainMode::Distill, Some(d)) => {
-            let mut teacher_store = Store::with_param_prefix(&b, "teacher/");
+            let mut teacher_store =
+                Store::with_param_prefix(&b, "teacher/").with_precision(cfg.precision);
             let teacher = {
                 let _s = b.scope("teacher");
                 let topts = nn::ForwardOptions {
@@ -706,7 +711,7 @@ pub fn eval_program(cfg: &StepConfig, n: i64) -> Result<StepProgram, Error> {
     cfg.model.validate()?;
     let b = Builder::new("eval_step", cfg.num_replicas);
     let images = b.parameter("images", cfg.image_shape(n));
-    let mut store = Store::new(&b);
+    let mut store = Store::new(&b).with_precision(cfg.precision);
     let opts = nn::ForwardOptions {
         ft_proj_selector: cfg.ft_proj_selector,
         ..nn::ForwardOptions::inference()

@@ -18,7 +18,7 @@ pub mod trainer;
 
 pub use config::{DataSpec, Distillation, InitFrom, RunConfig};
 pub use status::Status;
-pub use trainer::{from_ckpt, step_inputs, Trainer};
+pub use trainer::{from_ckpt, step_inputs, to_ckpt, Trainer};
 
 use crate::nn::init::initial_values;
 use crate::pjrt::{self, Buffer, Client, CompileOptions, HostArray, LoadedExecutable};

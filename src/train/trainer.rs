@@ -462,6 +462,14 @@ impl Trainer {
                     "simclr: resuming from {} (step {step})",
                     latest.path.display()
                 );
+                let now = c.step.precision.name();
+                if let Some(was) = ck.meta.get("precision").and_then(|v| v.as_str()) {
+                    if was != now {
+                        eprintln!(
+                            "simclr: the checkpoint was trained with --precision={was}; continuing with --precision={now} (its f32 variables load unchanged)"
+                        );
+                    }
+                }
             }
             ckpt::import::Start::Restore(path) => {
                 let src = ckpt::source::Source::open(&path)?;
@@ -510,6 +518,7 @@ impl Trainer {
                 "global_step": step,
                 "data_position": {"steps": step, "seed": self.cfg.seed},
                 "train_mode": self.cfg.step.train_mode.name(),
+                "precision": self.cfg.step.precision.name(),
                 "flags": self.cfg.record,
             });
             if let Some(d) = &self.cfg.distill {
@@ -748,6 +757,7 @@ impl Trainer {
                 "num_classes": m.num_classes,
                 "ft_proj_selector": c.step.ft_proj_selector,
             },
+            "precision": c.step.precision.name(),
         });
         let dir = root.join(step.to_string());
         ckpt::native::save(&dir, step as u64, &tensors, &meta, 1)?;
@@ -854,7 +864,12 @@ impl TrainOutputs {
     }
 }
 
-fn to_ckpt(a: &HostArray) -> Result<ckpt::Tensor> {
+/// A host array as a checkpoint tensor (f32, i64 or i32: a checkpoint
+/// never holds bf16, whatever precision the run computes in).
+///
+/// # Errors
+/// [`Error::Mismatch`] for another element type.
+pub fn to_ckpt(a: &HostArray) -> Result<ckpt::Tensor> {
     let dtype = match a.element_type {
         ElementType::F32 => ckpt::DType::F32,
         ElementType::S64 => ckpt::DType::I64,

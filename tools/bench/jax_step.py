@@ -155,16 +155,24 @@ def init_values(entries, seed):
     return out
 
 
+# Arithmetic of the network (--precision): float32, or bfloat16 with f32
+# parameters converted at use, f32 batch-norm statistics and f32 loss, as
+# simclr's --precision=bfloat16.
+COMPUTE = jnp.float32
+
+
 def conv2d(x, w, stride):
     k = w.shape[0]
     lo = (k - 1) // 2
     hi = k - 1 - lo
     return lax.conv_general_dilated(
-        x, w, (stride, stride), [(lo, hi), (lo, hi)],
+        x.astype(COMPUTE), w.astype(COMPUTE), (stride, stride), [(lo, hi), (lo, hi)],
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def batch_norm(x, params, stats, new_stats, name, relu):
+    out_type = x.dtype
+    x = x.astype(jnp.float32)
     axes = tuple(range(x.ndim - 1))
     mean = jnp.mean(x, axis=axes)
     centered = x - mean
@@ -177,7 +185,7 @@ def batch_norm(x, params, stats, new_stats, name, relu):
     beta = params.get(name + "/beta")
     if beta is not None:
         y = y + beta
-    return jax.nn.relu(y) if relu else y
+    return (jax.nn.relu(y) if relu else y).astype(out_type)
 
 
 def forward(prog, params, stats, x):
@@ -204,10 +212,10 @@ def forward(prog, params, stats, x):
                 h = batch_norm(h, params, stats, new_stats, bn, relu)
             x = jax.nn.relu(h + short)
         elif kind == "avgpool":
-            x = jnp.mean(x, axis=(1, 2))
+            x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
         elif kind == "dense":
-            x = x @ params[op[1] + "/kernel"]
-    return x, new_stats
+            x = x.astype(COMPUTE) @ params[op[1] + "/kernel"].astype(COMPUTE)
+    return x.astype(jnp.float32), new_stats
 
 
 def nt_xent(z):
@@ -416,7 +424,12 @@ def main():
                     help="start from the variables `simclr bench --save_init DIR` wrote")
     ap.add_argument("--same_images", action="store_true",
                     help="the random images simclr bench uses (its xorshift), not numpy's")
+    ap.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                    help="bfloat16: bf16 convolutions, matmuls and activations; f32 parameters, "
+                         "batch-norm statistics, loss and optimizer")
     args = ap.parse_args()
+    global COMPUTE
+    COMPUTE = jnp.bfloat16 if args.precision == "bfloat16" else jnp.float32
     if args.peak_only:
         print(json.dumps({"event": "peak", "side": "jax", "peak_flops_per_s": measure_peak(args.peak_n),
                           "source": f"{args.peak_n}^3 f32 dot through jax",
@@ -472,6 +485,7 @@ def main():
         "event": "summary",
         "side": "jax",
         "config": args.config,
+        "precision": args.precision,
         "batch": batch,
         "views": 2,
         "jax_version": jax.__version__,

@@ -59,6 +59,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
     ap.add_argument("--configs", default="cifar_r18:64 cifar_r18:256 r50_224:16")
+    ap.add_argument("--precisions", default="float32 bfloat16",
+                    help="--precision values run (bfloat16 results are tagged <config>_b<batch>_bf16)")
     ap.add_argument("--ref_peak", type=float, default=289e9,
                     help="reference peak FLOP/s (BENCHMARKS.md: numpy 4096^3, both cores, idle machine); "
                          "0 leaves the column out")
@@ -76,9 +78,15 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     ratios = []
     options = {}
+    by_precision = {}
+    runs = []
     for c in args.configs.split():
         name, batch = c.split(":")[:2]
-        tag = f"{name}_b{batch}"
+        for precision in args.precisions.split():
+            runs.append((name, batch, precision))
+    for name, batch, precision in runs:
+        tag = f"{name}_b{batch}" + ("" if precision == "float32" else "_bf16")
+        label = f"{name} B{batch}" + ("" if precision == "float32" else " bf16")
         got = {}
         found = sorted({os.path.basename(p)[len(tag) + 1:-len(".jsonl")]
                         for p in glob.glob(os.path.join(args.folder, f"{tag}.*.jsonl"))})
@@ -95,7 +103,7 @@ def main():
             xf = f"{s['xla_flops'] / 1e9:.2f}" if s["xla_flops"] else "-"
             rm = ", ".join(f"{v:.2f}" for v in s["round_medians"])
             load = f"{s['load']:.2f}" if s["load"] is not None else "-"
-            print(f"| {name} B{batch} | {side} | {s['ips_median']:.2f} ({s['ips_min']:.2f}-{s['ips_max']:.2f}) "
+            print(f"| {label} | {side} | {s['ips_median']:.2f} ({s['ips_min']:.2f}-{s['ips_max']:.2f}) "
                   f"| {rm} | {s['compile_s']:.1f} | {gib(s['rss'])} | {gib(s['temp'])} "
                   f"| {xf} / {s['analytic'] / 1e9:.2f} | {frac} | {ref} | {load} |")
         if "jax" in got:
@@ -106,7 +114,7 @@ def main():
                     per_round = ", ".join(
                         f"{a / b:.2f}" for a, b in zip(s["round_medians"], j["round_medians"]))
                     ratios.append(
-                        f"| {name} B{batch} | {side}/jax | {s['ips_median'] / j['ips_median']:.2f} "
+                        f"| {label} | {side}/jax | {s['ips_median'] / j['ips_median']:.2f} "
                         f"| {per_round} | {s['compile_s'] / j['compile_s']:.2f} "
                         f"| {s['rss'] / j['rss']:.2f} | {ratio(s['temp'], j['temp'])} |")
         for side in sides:
@@ -114,8 +122,22 @@ def main():
                 continue
             v, s = got[side], got["simclr"]
             per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(v["round_medians"], s["round_medians"]))
-            ratios.append(f"| {name} B{batch} | {side}/simclr | {v['ips_median'] / s['ips_median']:.2f} "
+            ratios.append(f"| {label} | {side}/simclr | {v['ips_median'] / s['ips_median']:.2f} "
                           f"| {per_round} | {v['compile_s'] / s['compile_s']:.2f} | {v['rss'] / s['rss']:.2f} "
+                          f"| {ratio(v['temp'], s['temp'])} |")
+        by_precision[(name, batch, precision)] = got
+    for (name, batch, precision), got in by_precision.items():
+        base = by_precision.get((name, batch, "float32"))
+        if precision == "float32" or not base:
+            continue
+        for side, v in got.items():
+            s = base.get(side)
+            if not s:
+                continue
+            per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(v["round_medians"], s["round_medians"]))
+            ratios.append(f"| {name} B{batch} | {side} {precision}/float32 | "
+                          f"{v['ips_median'] / s['ips_median']:.2f} | {per_round} "
+                          f"| {v['compile_s'] / s['compile_s']:.2f} | {v['rss'] / s['rss']:.2f} "
                           f"| {ratio(v['temp'], s['temp'])} |")
     if ratios:
         print()
