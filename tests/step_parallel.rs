@@ -1,11 +1,12 @@
 //! Data-parallel equivalence of the SimCLR training step on the CPU plugin:
 //! with the same global batch, R = 1, 2 and 4 replicas (global BN, gathered
 //! negatives, LARS, cross-replica gradient mean) give the same loss,
-//! optimizer slots (lr·trust·gradient) and updated parameters.
+//! optimizer slots (lr·trust·gradient) and updated parameters, in float32
+//! and, within bf16's rounding, in bfloat16.
 
 use crate::pjrt_common as common;
 
-use simclr::nn::{ModelConfig, ProjHeadMode};
+use simclr::nn::{ModelConfig, Precision, ProjHeadMode};
 use simclr::pjrt::HostArray;
 use simclr::simclr::{
     train_program, OptimizerConfig, OptimizerKind, Schedule, StepConfig, TrainMode,
@@ -15,7 +16,7 @@ use simclr::train::{compile, default_compile_options, HostState};
 const GLOBAL: usize = 8;
 const SIZE: usize = 8;
 
-fn config(replicas: usize) -> StepConfig {
+fn config(replicas: usize, precision: Precision) -> StepConfig {
     StepConfig {
         model: ModelConfig {
             resnet_depth: 18,
@@ -46,7 +47,7 @@ fn config(replicas: usize) -> StepConfig {
         lineareval_while_pretraining: true,
         fine_tune_after_block: -1,
         ft_proj_selector: 0,
-        precision: simclr::nn::Precision::Float32,
+        precision,
     }
 }
 
@@ -72,9 +73,13 @@ fn global_batch() -> (Vec<Vec<Vec<f32>>>, Vec<i32>) {
     (views, labels)
 }
 
-fn run(replicas: usize, steps: usize) -> (Vec<Vec<(&'static str, f64)>>, HostState) {
+fn run(
+    replicas: usize,
+    steps: usize,
+    precision: Precision,
+) -> (Vec<Vec<(&'static str, f64)>>, HostState) {
     let client = common::client();
-    let cfg = config(replicas);
+    let cfg = config(replicas, precision);
     let program = train_program(&cfg).expect("pretrain step traces");
     let compiled =
         compile(client, program, &default_compile_options(client, replicas)).expect("compiles");
@@ -115,9 +120,12 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-30)).sqrt()
 }
 
-#[test]
-fn one_two_and_four_replicas_take_the_same_steps() {
-    let (m1, s1) = run(1, 2);
+/// Runs R = 1, 2, 4 for two steps in `precision` and checks that the
+/// metrics agree within `metric_tol` (relative, at least 1 absolute; an
+/// accuracy within `flips` examples of the global batch) and every
+/// variable and slot within `state_tol`.
+fn replicas_agree(precision: Precision, metric_tol: f64, flips: usize, state_tol: StateTol) {
+    let (m1, s1) = run(1, 2, precision);
     assert!(m1[0].iter().all(|(_, v)| v.is_finite()), "{:?}", m1[0]);
     assert!(
         m1[0][1].1 > 0.0,
@@ -125,31 +133,86 @@ fn one_two_and_four_replicas_take_the_same_steps() {
         m1[0]
     );
     for r in [2, 4] {
-        let (m, s) = run(r, 2);
+        let (m, s) = run(r, 2, precision);
+        let mut worst_metric = 0.0f64;
         for (step, (a, b)) in m.iter().zip(&m1).enumerate() {
             for ((name, x), (_, y)) in a.iter().zip(b) {
-                let tol = 1e-5 * y.abs().max(1.0);
-                assert!((x - y).abs() <= tol, "R={r} step {step} {name}: {x} vs {y}");
+                let e = (x - y).abs() / y.abs().max(1.0);
+                if name.ends_with("acc") {
+                    let tol = flips as f64 / GLOBAL as f64 + 1e-6;
+                    assert!(e <= tol, "R={r} step {step} {name}: {x} vs {y}");
+                    continue;
+                }
+                worst_metric = worst_metric.max(e);
+                assert!(e <= metric_tol, "R={r} step {step} {name}: {x} vs {y}");
             }
         }
         let mut worst = (0.0, String::new());
+        let (mut diff, mut norm) = (0.0f64, 0.0f64);
         for (name, want) in &s1 {
             let got = &s[name];
             let (Ok(a), Ok(b)) = (got.to_f32(), want.to_f32()) else {
                 assert_eq!(got, want, "R={r} {name}");
                 continue;
             };
+            diff += a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from(x - y).powi(2))
+                .sum::<f64>();
+            norm += b.iter().map(|y| f64::from(*y).powi(2)).sum::<f64>();
             let e = rel_err(&a, &b);
             if e > worst.0 {
                 worst = (e, name.clone());
             }
         }
-        assert!(
-            worst.0 <= 1e-5,
-            "R={r}: worst relative error {} in {}",
-            worst.0,
-            worst.1
+        let global = (diff / norm.max(1e-30)).sqrt();
+        eprintln!(
+            "{precision:?} R={r}: worst metric error {worst_metric:.2e}, state error {global:.2e} over all variables, worst {:.2e} in {}",
+            worst.0, worst.1
         );
-        eprintln!("R={r}: worst relative error {:.2e} in {}", worst.0, worst.1);
+        match state_tol {
+            StateTol::EachVariable(t) => assert!(
+                worst.0 <= t,
+                "R={r}: worst relative error {} in {}",
+                worst.0,
+                worst.1
+            ),
+            StateTol::AllVariables(t) => {
+                assert!(
+                    global <= t,
+                    "R={r}: relative error {global} over all variables"
+                )
+            }
+        }
     }
+}
+
+/// How closely the variables and slots of R replicas must match R = 1's
+/// (relative RMS).
+#[derive(Clone, Copy)]
+enum StateTol {
+    /// Every variable on its own.
+    EachVariable(f64),
+    /// All variables together.
+    AllVariables(f64),
+}
+
+#[test]
+fn one_two_and_four_replicas_take_the_same_steps() {
+    replicas_agree(Precision::Float32, 1e-5, 0, StateTol::EachVariable(1e-5));
+}
+
+/// In bfloat16 the replicas compute the same per-example convolutions, but
+/// the cross-replica sums of the f32 BN moments and gradients add in another
+/// order: f32 rounding differences that bf16 activations turn into whole
+/// bf16 units (2^-8 relative) here and there. Measured on the CPU plugin
+/// (two steps, R = 2 and 4 against R = 1): losses within 6.4e-3 relative,
+/// one contrastive prediction of eight flipped, all variables and slots
+/// together within 7.1e-3 (relative RMS; a single small BN beta, a sum
+/// with cancellation, differs by up to 48 %). The bounds (2e-2, one flip,
+/// 2e-2) leave a margin of about 3.
+#[test]
+fn one_two_and_four_replicas_take_the_same_steps_in_bfloat16() {
+    replicas_agree(Precision::Bfloat16, 2e-2, 1, StateTol::AllVariables(2e-2));
 }
