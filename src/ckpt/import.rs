@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The schema TF1 intended as its default: everything but the step.
 pub const DEFAULT_SCHEMA: &str = "(?!global_step)";
+/// `--variable_schema`'s default as TF1's `run.py` spells it.
+pub const TF1_DEFAULT_SCHEMA: &str = "?!global_step";
 /// README schema for linear evaluation: no step, slots or heads.
 pub const LINEAR_EVAL_SCHEMA: &str = "(?!global_step|(?:.*/|^)Momentum|head)";
 /// README schema for full fine-tuning: keeps the projection head.
@@ -38,8 +40,15 @@ pub struct Schema {
 
 impl Schema {
     /// Compiles `pattern` (Python regex syntax; lookahead supported).
+    /// TF1's flag default, `?!global_step`, is no regular expression; it is
+    /// read as what it means, [`DEFAULT_SCHEMA`].
     pub fn new(pattern: &str) -> Result<Schema> {
-        let re = fancy_regex::Regex::new(&format!("^(?:{pattern})")).map_err(|e| {
+        let source = if pattern == TF1_DEFAULT_SCHEMA {
+            DEFAULT_SCHEMA
+        } else {
+            pattern
+        };
+        let re = fancy_regex::Regex::new(&format!("^(?:{source})")).map_err(|e| {
             let hint = if pattern.starts_with("?!") {
                 format!(" (did you mean `({pattern})`? TF1's default `?!global_step` is not a valid regex; use `(?!global_step)`)")
             } else {
@@ -351,4 +360,20 @@ pub fn start(model_dir: &std::path::Path, checkpoint: Option<&std::path::Path>) 
         Some(p) => Start::Restore(p.to_path_buf()),
         None => Start::Fresh,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tf1_default_schema_selects_everything_but_the_step() {
+        let s = Schema::new(TF1_DEFAULT_SCHEMA).expect("the flag's default compiles");
+        assert_eq!(s.pattern(), TF1_DEFAULT_SCHEMA);
+        assert!(!s.matches("global_step").expect("match"));
+        assert!(s.matches("base_model/conv2d/kernel").expect("match"));
+        assert!(s.matches("head_supervised/linear_layer/dense/bias").expect("match"));
+        let e = Schema::new("?!head").expect_err("not a regex").to_string();
+        assert!(e.contains("did you mean `(?!head)`"), "{e}");
+    }
 }

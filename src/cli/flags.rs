@@ -486,7 +486,7 @@ impl RunFlags {
                 ));
             }
         }
-        if self.variable_schema != "?!global_step" {
+        if self.variable_schema != crate::ckpt::import::TF1_DEFAULT_SCHEMA {
             if let Err(err) = fancy_regex_check(&self.variable_schema) {
                 e.push(format!("--variable_schema={}: {err}", self.variable_schema));
             }
