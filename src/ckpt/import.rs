@@ -372,7 +372,9 @@ mod tests {
         assert_eq!(s.pattern(), TF1_DEFAULT_SCHEMA);
         assert!(!s.matches("global_step").expect("match"));
         assert!(s.matches("base_model/conv2d/kernel").expect("match"));
-        assert!(s.matches("head_supervised/linear_layer/dense/bias").expect("match"));
+        assert!(s
+            .matches("head_supervised/linear_layer/dense/bias")
+            .expect("match"));
         let e = Schema::new("?!head").expect_err("not a regex").to_string();
         assert!(e.contains("did you mean `(?!head)`"), "{e}");
     }
