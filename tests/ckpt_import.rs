@@ -63,9 +63,12 @@ fn readme_schemas_select_what_the_spec_says() {
     );
     assert!(selected("conv2d", &all).is_empty());
     assert_eq!(selected("a|base_model/conv2d/kernel$", &all).len(), 1);
-    // TF1's literal default is not a regex: a clear error with the fix.
-    let err = Schema::new("?!global_step").expect_err("invalid");
-    assert!(err.to_string().contains("(?!global_step)"), "{err}");
+    // TF1's literal default is no regex: it reads as what it means, and
+    // other patterns of that form get a clear error with the fix.
+    let tf1 = selected("?!global_step", &all);
+    assert_eq!(tf1, selected("(?!global_step)", &all));
+    let err = Schema::new("?!head").expect_err("invalid");
+    assert!(err.to_string().contains("(?!head)"), "{err}");
 }
 
 fn r18(num_classes: u32) -> ModelConfig {
