@@ -186,7 +186,7 @@ fn resnet18_pretrain_export_writes_every_file_with_exact_conv_flops_and_parsable
         );
         let line = log
             .lines()
-            .find(|l| l.starts_with(&format!("{p}: ")))
+            .find(|l| l.starts_with(&format!("{p} (float32): ")))
             .unwrap_or_else(|| panic!("no summary line for {p}:\n{log}"));
         let shown = format!("{} per replica (XLA buffers", human_bytes(need));
         assert!(
@@ -529,7 +529,7 @@ fn a_default_export_of_an_sk_model_prints_nothing_from_xla_and_verbose_does() {
     };
     let (stdout, stderr) = run("quiet", false);
     assert!(
-        stdout.contains("finetune: ") && stdout.contains("compiled"),
+        stdout.contains("finetune (float32): ") && stdout.contains("compiled"),
         "{stdout}"
     );
     for noise in [
