@@ -162,11 +162,14 @@ fn kill_during_save_and_resume(root: &str, data: &str) -> String {
     let b = format!("{root}/killed-in-save");
     let mut args = pretrain_args(data, &b);
     args.push("--checkpoint_steps=1".into());
+    let log_path =
+        std::env::temp_dir().join(format!("simclr-killed-in-save-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_simclr"))
         .args(&args)
         .envs(storage_support::child_env())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn");
     let dir = Location::parse(&b).expect("url");
@@ -185,9 +188,10 @@ fn kill_during_save_and_resume(root: &str, data: &str) -> String {
             "{root}: no checkpoint after 300 s (last error: {last_error:?})"
         );
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{root}: the run ended ({status}) before it could be killed");
+            let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("{root}: the run ended ({status}) before it could be killed:\n{err}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(100));
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
