@@ -12,5 +12,3 @@ mod storage_cloud;
 mod storage_data;
 #[path = "storage_run.rs"]
 mod storage_run;
-#[path = "storage_server_gone.rs"]
-mod storage_server_gone;
