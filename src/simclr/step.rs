@@ -200,6 +200,22 @@ pub struct StateVar {
     pub block: i32,
 }
 
+impl StateVar {
+    /// A variable the program reads but never writes (a frozen teacher's,
+    /// or any variable of an inference program).
+    pub fn read_only(v: &crate::nn::Variable) -> StateVar {
+        StateVar {
+            name: v.name.clone(),
+            shape: v.shape.clone(),
+            trainable: v.trainable,
+            optimized: false,
+            written: false,
+            init: v.init.clone(),
+            block: v.block,
+        }
+    }
+}
+
 /// An optimizer slot (`<variable>/Momentum`, …).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlotVar {
@@ -512,15 +528,7 @@ fn trace_train(
             let tvars = teacher_store
                 .variables()
                 .iter()
-                .map(|v| StateVar {
-                    name: v.name.clone(),
-                    shape: v.shape.clone(),
-                    trainable: v.trainable,
-                    optimized: false,
-                    written: false,
-                    init: v.init.clone(),
-                    block: v.block,
-                })
+                .map(StateVar::read_only)
                 .collect();
             (
                 o.loss,
@@ -725,19 +733,7 @@ pub fn eval_program(cfg: &StepConfig, n: i64) -> Result<StepProgram, Error> {
     Ok(StepProgram {
         module,
         inputs: vec![images.shape()],
-        vars: store
-            .variables()
-            .iter()
-            .map(|v| StateVar {
-                name: v.name.clone(),
-                shape: v.shape.clone(),
-                trainable: v.trainable,
-                optimized: false,
-                written: false,
-                init: v.init.clone(),
-                block: v.block,
-            })
-            .collect(),
+        vars: store.variables().iter().map(StateVar::read_only).collect(),
         teacher_vars: vec![],
         step_param: None,
         slots: vec![],
