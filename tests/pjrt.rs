@@ -8,6 +8,8 @@ mod pjrt_common;
 
 #[path = "pjrt_buffers.rs"]
 mod pjrt_buffers;
+#[path = "pjrt_cache.rs"]
+mod pjrt_cache;
 #[path = "pjrt_collectives.rs"]
 mod pjrt_collectives;
 #[path = "pjrt_errors.rs"]

@@ -640,3 +640,37 @@ fn main_command_smoke_loss_decreases_on_a_fixed_batch() {
         assert!(w[1] < w[0], "the loss falls on a fixed batch: {contrast:?}");
     }
 }
+
+/// `SIMCLR_COMPILATION_CACHE_DIR`: the second of two identical runs loads
+/// its step from the cache instead of compiling it, and its losses are the
+/// first run's bit for bit.
+#[test]
+fn a_second_run_loads_its_step_from_the_compilation_cache() {
+    let cache = tmp("xla-cache");
+    let extra = ["--train_steps=2", "--noknn_monitor", "--mode=train"];
+    let run_in = |dir: &Path| {
+        let out = Command::new(exe())
+            .arg("run")
+            .args(cifar_pretrain(dir, &extra))
+            .env("SIMCLR_COMPILATION_CACHE_DIR", &cache)
+            .output()
+            .expect("simclr runs");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let (a, b) = (tmp("cache-first"), tmp("cache-second"));
+    let first = run_in(&a);
+    assert!(first.contains("simclr: compiled in"), "{first}");
+    let second = run_in(&b);
+    assert!(
+        second.contains("loaded the compiled step from the compilation cache"),
+        "{second}"
+    );
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la.len(), 2, "{la:?}");
+    for (step, x) in &la {
+        assert_eq!(x.to_bits(), lb[step].to_bits(), "step {step}");
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+}

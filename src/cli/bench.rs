@@ -432,7 +432,9 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
         cpu_device_count: Some(1),
         ..ClientOptions::from_env()
     };
-    let client = Client::discover(args.pjrt_plugin.as_deref(), false, &options)?;
+    let mut client = Client::discover(args.pjrt_plugin.as_deref(), false, &options)?;
+    // The compile time is one of the figures: always compile.
+    client.set_compile_cache(None);
     let mut copts = if args.no_default_options {
         CompileOptions::new(1)
     } else {

@@ -227,7 +227,7 @@ pub fn export_program(
     let mut compile_seconds = None;
     if let Some(t) = target {
         let started = Instant::now();
-        match t.client.compile(&art.proto, &t.options) {
+        match t.client.compile_uncached(&art.proto, &t.options) {
             Ok(exe) => {
                 compile_seconds = Some(started.elapsed().as_secs_f64());
                 mem.status = "compiled".into();

@@ -16,7 +16,7 @@ use super::device::Device;
 use super::error::{Error, Result};
 use super::event;
 use super::executable::LoadedExecutable;
-use super::ffi::{self, slot, RawClient, RawDevice};
+use super::ffi::{self, slot, RawClient, RawDevice, RawLoadedExecutable};
 use super::gpu;
 use super::host::HostArray;
 use super::named_value::{NamedValue, Value};
@@ -137,6 +137,7 @@ pub struct Client {
     platform_version: String,
     devices: Vec<Device>,
     num_global_devices: usize,
+    compile_cache: Option<super::cache::CompileCache>,
 }
 
 impl std::fmt::Debug for Client {
@@ -226,6 +227,7 @@ impl Client {
             platform_version,
             devices,
             num_global_devices,
+            compile_cache: super::cache::CompileCache::from_env(),
         })
     }
 
@@ -307,6 +309,26 @@ impl Client {
         module: &HloModuleProto,
         options: &CompileOptions,
     ) -> Result<LoadedExecutable> {
+        self.compile_impl(module, options, false)
+    }
+
+    /// [`Client::compile`] that always runs XLA's compiler, never the
+    /// compilation cache: for figures of the compile itself (`bench`,
+    /// `export_hlo`).
+    pub fn compile_uncached(
+        &self,
+        module: &HloModuleProto,
+        options: &CompileOptions,
+    ) -> Result<LoadedExecutable> {
+        self.compile_impl(module, options, true)
+    }
+
+    fn compile_impl(
+        &self,
+        module: &HloModuleProto,
+        options: &CompileOptions,
+        uncached: bool,
+    ) -> Result<LoadedExecutable> {
         let signature = check_module(module)?;
         if options.num_replicas > self.num_global_devices {
             return Err(Error::InvalidArgument(format!(
@@ -316,6 +338,79 @@ impl Client {
         }
         let compile_options = options.encode()?;
         let code = module.encode_to_vec();
+        let Some(cache) = self.compile_cache.as_ref().filter(|_| !uncached) else {
+            let raw = self.compile_raw(&code, &compile_options)?;
+            return LoadedExecutable::new(self, raw, signature, options.num_replicas);
+        };
+        let key = super::cache::CompileCache::key(&self.cache_context(), &code, &compile_options);
+        let cached = cache
+            .read(&key)
+            .and_then(|hit| hit.map(|bytes| self.deserialize_raw(&bytes)).transpose())
+            .and_then(|raw| {
+                raw.map(|raw| {
+                    LoadedExecutable::new(self, raw, signature.clone(), options.num_replicas)
+                })
+                .transpose()
+            });
+        match cached {
+            Ok(Some(mut exe)) => {
+                exe.from_cache = true;
+                return Ok(exe);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("warning: {e}; removed, compiling again");
+                cache.remove(&key);
+            }
+        }
+        let raw = self.compile_raw(&code, &compile_options)?;
+        let exe = LoadedExecutable::new(self, raw, signature, options.num_replicas)?;
+        if let Err(e) = exe.serialize().and_then(|bytes| cache.write(&key, &bytes)) {
+            eprintln!("warning: the compiled program is not cached: {e}");
+        }
+        Ok(exe)
+    }
+
+    /// The cache of compiled executables this client uses, if any
+    /// (`SIMCLR_COMPILATION_CACHE_DIR` when the client was created).
+    pub fn compile_cache(&self) -> Option<&super::cache::CompileCache> {
+        self.compile_cache.as_ref()
+    }
+
+    /// Uses `cache` (or none) for the following compiles.
+    pub fn set_compile_cache(&mut self, cache: Option<super::cache::CompileCache>) {
+        self.compile_cache = cache;
+    }
+
+    /// What an executable depends on besides its program: the plugin
+    /// library (path, size, modification time), its platform, and the
+    /// devices.
+    fn cache_context(&self) -> Vec<u8> {
+        let path = self.inner.plugin.path();
+        let (len, mtime) = std::fs::metadata(path)
+            .map(|m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                (m.len(), t)
+            })
+            .unwrap_or((0, 0));
+        let devices: Vec<String> = self.devices.iter().map(|d| d.to_string()).collect();
+        format!(
+            "{}\n{len}\n{mtime}\n{}\n{}\n{}\n{}",
+            path.display(),
+            self.platform_name,
+            self.platform_version,
+            self.num_global_devices,
+            devices.join("\n")
+        )
+        .into_bytes()
+    }
+
+    /// `PJRT_Client_Compile` of a serialized module.
+    fn compile_raw(&self, code: &[u8], compile_options: &[u8]) -> Result<*mut RawLoadedExecutable> {
         let format = "hlo";
         let program = ffi::RawProgram {
             struct_size: ffi::PROGRAM_SIZE,
@@ -331,7 +426,20 @@ impl Client {
         args.compile_options = compile_options.as_ptr().cast::<c_char>();
         args.compile_options_size = compile_options.len();
         self.inner.plugin.call(slot::CLIENT_COMPILE, &mut args)?;
-        LoadedExecutable::new(self, args.executable, signature, options.num_replicas)
+        Ok(args.executable)
+    }
+
+    /// `PJRT_Executable_DeserializeAndLoad` of what
+    /// [`LoadedExecutable::serialize`] returned.
+    fn deserialize_raw(&self, bytes: &[u8]) -> Result<*mut RawLoadedExecutable> {
+        let mut args = ffi::ExecutableDeserializeArgs::new();
+        args.client = self.inner.raw;
+        args.serialized_executable = bytes.as_ptr().cast::<c_char>();
+        args.serialized_executable_size = bytes.len();
+        self.inner
+            .plugin
+            .call(slot::EXECUTABLE_DESERIALIZE_AND_LOAD, &mut args)?;
+        Ok(args.loaded_executable)
     }
 
     /// Copies `array` to `device` (dense row-major; the plugin copies the

@@ -58,6 +58,7 @@ pub struct LoadedExecutable {
     num_replicas: usize,
     num_outputs: usize,
     devices: Vec<Device>,
+    pub(crate) from_cache: bool,
 }
 
 // SAFETY: PJRT loaded executables may be executed and queried from any
@@ -186,6 +187,7 @@ impl LoadedExecutable {
             signature,
             num_replicas,
             num_outputs: 0,
+            from_cache: false,
             devices: Vec::new(),
         };
         exe.num_outputs = {
@@ -241,6 +243,46 @@ impl LoadedExecutable {
             client: &self.client,
             raw: a.executable,
         })
+    }
+
+    /// The plugin's serialization of this executable
+    /// (`PJRT_Executable_Serialize`), which the same plugin build loads
+    /// back without compiling (see [`super::cache`]).
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        let view = self.view()?;
+        let mut a = ffi::ExecutableSerializeArgs::new();
+        a.executable = view.raw;
+        self.client
+            .plugin
+            .call(slot::EXECUTABLE_SERIALIZE, &mut a)?;
+        let bytes = if a.serialized_bytes.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the plugin returned `serialized_bytes_size` bytes that
+            // live until the deleter below runs.
+            unsafe {
+                std::slice::from_raw_parts(a.serialized_bytes.cast::<u8>(), a.serialized_bytes_size)
+            }
+            .to_vec()
+        };
+        if let Some(delete) = a.serialized_executable_deleter {
+            // SAFETY: called once, on the object the plugin returned.
+            unsafe { delete(a.serialized_executable) };
+        }
+        if bytes.is_empty() {
+            return Err(Error::Pjrt {
+                function: "PJRT_Executable_Serialize",
+                code: ErrorCode::Internal,
+                message: "returned no bytes".into(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Whether this executable was loaded from the compilation cache
+    /// instead of compiled.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
     }
 
     /// Module name.

@@ -444,6 +444,31 @@ args!(
     last program: *mut RawProgram
 );
 args!(
+    /// `PJRT_Executable_Serialize_Args`: the bytes live until
+    /// `serialized_executable_deleter(serialized_executable)` is called.
+    ExecutableSerializeArgs {
+        executable: *const RawExecutable,
+        serialized_bytes: *const c_char,
+        serialized_bytes_size: usize,
+        serialized_executable: *mut c_void,
+        serialized_executable_deleter: Option<unsafe extern "C" fn(*mut c_void)>,
+    }
+    last serialized_executable_deleter: Option<unsafe extern "C" fn(*mut c_void)>
+);
+args!(
+    /// `PJRT_Executable_DeserializeAndLoad_Args` of the 0.81 header (the
+    /// compile-options override is left NULL: the serialized options hold).
+    ExecutableDeserializeArgs {
+        client: *mut RawClient,
+        serialized_executable: *const c_char,
+        serialized_executable_size: usize,
+        loaded_executable: *mut RawLoadedExecutable,
+        overridden_serialized_compile_options: *const c_char,
+        overridden_serialized_compile_options_size: usize,
+    }
+    last overridden_serialized_compile_options_size: usize
+);
+args!(
     /// `PJRT_Executable_GetCostAnalysis_Args`.
     ExecutableCostAnalysisArgs {
         executable: *mut RawExecutable,
@@ -527,10 +552,12 @@ pub mod slot {
     pub const EXECUTABLE_NUM_OUTPUTS: usize = 44;
     pub const EXECUTABLE_GET_COST_ANALYSIS: usize = 46;
     pub const EXECUTABLE_OPTIMIZED_PROGRAM: usize = 48;
+    pub const EXECUTABLE_SERIALIZE: usize = 49;
     pub const LOADED_EXECUTABLE_DESTROY: usize = 50;
     pub const LOADED_EXECUTABLE_GET_EXECUTABLE: usize = 51;
     pub const LOADED_EXECUTABLE_ADDRESSABLE_DEVICES: usize = 52;
     pub const LOADED_EXECUTABLE_EXECUTE: usize = 55;
+    pub const EXECUTABLE_DESERIALIZE_AND_LOAD: usize = 56;
     pub const BUFFER_DESTROY: usize = 58;
     pub const BUFFER_ELEMENT_TYPE: usize = 59;
     pub const BUFFER_DIMENSIONS: usize = 60;
@@ -581,6 +608,8 @@ pub fn slot_name(index: usize) -> &'static str {
         slot::LOADED_EXECUTABLE_GET_EXECUTABLE => "PJRT_LoadedExecutable_GetExecutable",
         slot::LOADED_EXECUTABLE_ADDRESSABLE_DEVICES => "PJRT_LoadedExecutable_AddressableDevices",
         slot::LOADED_EXECUTABLE_EXECUTE => "PJRT_LoadedExecutable_Execute",
+        slot::EXECUTABLE_SERIALIZE => "PJRT_Executable_Serialize",
+        slot::EXECUTABLE_DESERIALIZE_AND_LOAD => "PJRT_Executable_DeserializeAndLoad",
         slot::BUFFER_DESTROY => "PJRT_Buffer_Destroy",
         slot::BUFFER_ELEMENT_TYPE => "PJRT_Buffer_ElementType",
         slot::BUFFER_DIMENSIONS => "PJRT_Buffer_Dimensions",
@@ -615,6 +644,8 @@ mod tests {
         assert_eq!(DeviceMemoryStatsArgs::STRUCT_SIZE, 185);
         assert_eq!(offset_of!(DeviceMemoryStatsArgs, bytes_limit), 80);
         assert_eq!(ExecutableOptimizedProgramArgs::STRUCT_SIZE, 32);
+        assert_eq!(ExecutableSerializeArgs::STRUCT_SIZE, 56);
+        assert_eq!(ExecutableDeserializeArgs::STRUCT_SIZE, 64);
         assert_eq!(ErrorGetCodeArgs::STRUCT_SIZE, 28);
         assert_eq!(BufferIsDeletedArgs::STRUCT_SIZE, 25);
         assert_eq!(PluginInitializeArgs::STRUCT_SIZE, 16);

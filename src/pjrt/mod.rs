@@ -5,7 +5,8 @@
 //! [`client`], [`device`], [`buffer`], [`executable`], [`compile`] (compile
 //! options and module checks), [`host`] (host arrays), [`element_type`],
 //! [`named_value`], [`discover`] (finding a plugin), [`gpu`] (CUDA-only
-//! concerns), [`error`]; `ffi` holds the raw C layouts.
+//! concerns), [`cache`] (compiled executables kept across runs), [`error`];
+//! `ffi` holds the raw C layouts.
 //!
 //! Typical use:
 //! ```no_run
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod buffer;
+pub mod cache;
 pub mod client;
 pub mod compile;
 pub mod device;
@@ -36,6 +38,7 @@ pub mod named_value;
 pub mod plugin;
 
 pub use buffer::Buffer;
+pub use cache::CompileCache;
 pub use client::{Client, ClientOptions};
 pub use compile::{CompileOptions, ModuleSignature, OptionValue};
 pub use device::Device;

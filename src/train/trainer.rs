@@ -176,7 +176,14 @@ impl Trainer {
             );
         }
         let compiled = compile(&self.client, program, &self.compile_options())?;
-        eprintln!("simclr: compiled in {:.1}s", compiled.compile_seconds);
+        if compiled.executable.from_cache() {
+            eprintln!(
+                "simclr: loaded the compiled step from the compilation cache in {:.1}s",
+                compiled.compile_seconds
+            );
+        } else {
+            eprintln!("simclr: compiled in {:.1}s", compiled.compile_seconds);
+        }
         // Before anything runs: does one replica's step fit the device?
         // (Only where the plugin reports its memory limit.)
         if let Some(fit) = crate::inspect::fit::check_executable(
@@ -420,7 +427,7 @@ impl Trainer {
     /// The files process 0 writes while training (`None` elsewhere). A run
     /// resumed at `start_step` first drops what an interrupted run logged
     /// after that step: those lines of `metrics.jsonl`, and in TensorBoard
-    /// through a `SessionLog.START` event at the step.
+    /// through a `SessionLog.START` event at the next step.
     fn outputs(&self, start_step: i64) -> Result<Option<TrainOutputs>> {
         if !self.writes_outputs() {
             return Ok(None);
@@ -434,7 +441,7 @@ impl Trainer {
                     "simclr: dropped {dropped} line(s) of metrics.jsonl logged after step {start_step} by the interrupted run"
                 );
             }
-            events.session_start(start_step)?;
+            events.session_start(start_step + 1)?;
         }
         Ok(Some(TrainOutputs {
             events,
@@ -686,7 +693,12 @@ impl Trainer {
         let (mut top1, mut top5, mut loss) = (0.0, 0.0, 0.0);
         for (row, &y) in logits.chunks(k.max(1)).zip(&labels) {
             let target = row.get(y as usize).copied().unwrap_or(f32::NEG_INFINITY);
-            let above = row.iter().filter(|&&v| v > target).count();
+            // The label's rank, ties to the lower index (TF's argmax/top_k).
+            let above = row
+                .iter()
+                .enumerate()
+                .filter(|&(j, &v)| v > target || (v == target && j < y as usize))
+                .count();
             top1 += f64::from(u8::from(above < 1));
             top5 += f64::from(u8::from(above < 5));
             let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
