@@ -1,16 +1,19 @@
 //! `simclr run` with every path in a bucket, on gs:// (the GCS emulator)
 //! and s3:// (moto), at the smallest cost that still shows each claim
-//! (ResNet-18 on 8×8 crops of a small cut of CIFAR-10, a few steps):
-//! - gs://: a pretraining run (data, model_dir, checkpoints, events in the
-//!   bucket) gives the reference losses; TensorBoard reads its event
-//!   objects; it is exported as a TensorFlow checkpoint into the bucket and
-//!   a fine-tuning run starts from it with `--checkpoint`;
-//! - s3://: the same pretraining, SIGKILLed during (or just after) the save
-//!   of a checkpoint and resumed: the resumed run reads that checkpoint
-//!   once and gives the reference losses bit for bit; fine-tuning with
-//!   `--checkpoint` at that simclr model_dir, then evaluation (results and
-//!   export in the bucket); `simclr features` on the export and `simclr
-//!   probe` on the model_dir, inputs and outputs in the bucket.
+//! (ResNet-18 on 8×8 crops of a small cut of CIFAR-10, a few steps). On
+//! each scheme:
+//! - a pretraining run (data, model_dir, checkpoints, events in the
+//!   bucket) is SIGKILLed inside the save of a checkpoint, between its data
+//!   and its index entry, and resumed: the losses equal an uninterrupted
+//!   run's (made once, on gs://) bit for bit; TensorBoard reads the event
+//!   objects (on gs:// the uninterrupted run's, on s3:// those of the
+//!   killed run and its resumption);
+//! - fine-tuning with `--checkpoint` in the bucket, from a TensorFlow
+//!   checkpoint (`ckpt export_tf` into the bucket) and from the simclr
+//!   model_dir;
+//! - on s3:// the fine-tuning also evaluates (results and export in the
+//!   bucket), then `simclr features` on the export and `simclr probe` on
+//!   the model_dir, inputs and outputs in the bucket.
 
 use crate::storage_support;
 
@@ -153,81 +156,131 @@ fn s3_gets(key: &str) -> usize {
         .count()
 }
 
-/// Kills a run (checkpoint every step) as soon as the data object of its
-/// step-3 checkpoint exists, that is during that save or just after it,
-/// and resumes it: the resumed run starts from step 2 or 3, reads that
-/// checkpoint once (one GET in moto's log) and its steps give the
-/// uninterrupted run's losses bit for bit.
+/// SIGKILLs a run (a checkpoint every step) inside the save of step 3:
+/// `SIMCLR_HANG_AFTER_CHECKPOINT_DATA=3` holds it after the checkpoint's
+/// data object is written and before the index names it. The index still
+/// ends at step 2 and the orphan is ignored; the resumed run starts from
+/// step 2, reads that checkpoint once (on s3://, counted in moto's log),
+/// and every step's loss equals the uninterrupted run's bit for bit.
 fn kill_during_save_and_resume(root: &str, data: &str) -> String {
     let b = format!("{root}/killed-in-save");
     let mut args = pretrain_args(data, &b);
     args.push("--checkpoint_steps=1".into());
-    let log_path =
-        std::env::temp_dir().join(format!("simclr-killed-in-save-{}.log", std::process::id()));
+    let scheme = &root[..2];
+    let log_path = std::env::temp_dir().join(format!(
+        "simclr-killed-in-save-{scheme}-{}.log",
+        std::process::id()
+    ));
     let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_simclr"))
         .args(&args)
         .envs(storage_support::child_env())
+        .env("SIMCLR_HANG_AFTER_CHECKPOINT_DATA", "3")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("spawn");
-    let dir = Location::parse(&b).expect("url");
     let t = Instant::now();
-    // A HEAD the loaded server drops counts as "not yet"; the deadline
-    // still bounds the wait.
-    let mut last_error = None;
     loop {
-        match storage::exists(&dir.join("ckpt-3.safetensors")) {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => last_error = Some(e.to_string()),
+        let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if err.contains("the data of checkpoint 3 is written") {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{root}: the run ended ({status}) before its step-3 save:\n{err}");
         }
         assert!(
             t.elapsed() < Duration::from_secs(300),
-            "{root}: no checkpoint after 300 s (last error: {last_error:?})"
+            "{root}: not in the step-3 save after 300 s:\n{err}"
         );
-        if let Ok(Some(status)) = child.try_wait() {
-            let err = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("{root}: the run ended ({status}) before it could be killed:\n{err}");
-        }
         std::thread::sleep(Duration::from_millis(100));
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
+    let dir = Location::parse(&b).expect("url");
+    assert!(
+        storage::exists(&dir.join("ckpt-3.safetensors")).expect("HEAD"),
+        "{root}: the killed save's data object"
+    );
     let committed = simclr::ckpt::native::list(&PathBuf::from(&b))
         .last()
-        .map(|(s, _)| *s)
-        .expect("the step-2 checkpoint was committed before step 3 was saved");
-    assert!(committed == 2 || committed == 3, "{root}: {committed}");
-    eprintln!(
-        "{root}: killed {} the save of step 3 was committed",
-        if committed == 2 { "before" } else { "after" }
+        .map(|(s, _)| *s);
+    assert_eq!(
+        committed,
+        Some(2),
+        "{root}: the index after the killed save"
     );
-    let key = format!("killed-in-save/ckpt-{committed}.safetensors");
-    let before = s3_gets(&key);
+    let key = "killed-in-save/ckpt-2.safetensors";
+    let before = (scheme == "s3").then(|| s3_gets(key));
     let text = run(&args);
     assert!(
-        text.contains(&format!("resuming from {b}/ckpt-{committed}.safetensors")),
+        text.contains(&format!("resuming from {b}/ckpt-2.safetensors")),
         "{root}: {text}"
     );
-    assert_eq!(
-        s3_gets(&key) - before,
-        1,
-        "{root}: the resumed checkpoint was fetched more than once"
-    );
+    if let Some(before) = before {
+        assert_eq!(
+            s3_gets(key) - before,
+            1,
+            "{root}: the resumed checkpoint was fetched more than once"
+        );
+    }
     let got = losses(&b);
     let want = reference_losses();
-    for step in committed as i64 + 1..=4 {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{root}"
+    );
+    for (step, w) in &want {
         assert_eq!(
-            got[&step].to_bits(),
-            want[&step].to_bits(),
-            "{root}: step {step}: resumed {} vs uninterrupted {}",
-            got[&step],
-            want[&step]
+            got[step].to_bits(),
+            w.to_bits(),
+            "{root}: step {step}: killed and resumed {} vs uninterrupted {w}",
+            got[step]
         );
     }
     b
+}
+
+/// Fine-tuning with `--checkpoint` in the bucket, from a TensorFlow
+/// checkpoint (`ckpt export_tf` of `model_dir` into the bucket) and from
+/// the simclr `model_dir` itself; the latter with `extra` arguments.
+/// Returns the second run's model_dir.
+fn fine_tune_from_the_bucket(root: &str, data: &str, model_dir: &str, extra: &[&str]) -> String {
+    let tf = format!("{root}/tf/model.ckpt-4");
+    run(&["ckpt".into(), "export_tf".into(), model_dir.into(), tf]);
+    let ft = format!("{root}/finetune-tf");
+    let mut ftargs = finetune_args(data, &format!("{root}/tf"), &ft);
+    ftargs.push("--mode=train".into());
+    let text = run(&ftargs);
+    assert!(
+        text.contains(&format!("restored 105 variables from {root}/tf")),
+        "restored from the TF checkpoint:\n{text}"
+    );
+    assert_eq!(
+        simclr::ckpt::native::list(&PathBuf::from(&ft))
+            .last()
+            .map(|(s, _)| *s),
+        Some(1)
+    );
+    let ft = format!("{root}/finetune");
+    let mut ftargs = finetune_args(data, model_dir, &ft);
+    for e in extra {
+        let flag = e.split('=').next().unwrap_or(e);
+        match ftargs
+            .iter_mut()
+            .find(|a| a.split('=').next() == Some(flag))
+        {
+            Some(a) => *a = e.to_string(),
+            None => ftargs.push(e.to_string()),
+        }
+    }
+    let text = run(&ftargs);
+    assert!(
+        text.contains(&format!("from {model_dir}")),
+        "restored from the simclr checkpoint:\n{text}"
+    );
+    ft
 }
 
 /// `simclr features` and `simclr probe` with every path in the bucket.
@@ -353,11 +406,11 @@ impl Drop for ReferenceGuard {
 }
 
 #[test]
-fn gs_run_in_a_bucket_tensorboard_reads_it_fine_tune_from_a_bucket_tf_checkpoint() {
+fn gs_run_killed_in_a_save_resumes_tensorboard_reads_it_fine_tunes_from_the_bucket() {
     let _guard = ReferenceGuard;
     let gs = &storage_support::roots("run")[0];
 
-    // gs://: the reference run, TensorBoard, a TensorFlow checkpoint.
+    // The uninterrupted run gives the reference losses for both schemes.
     let data = upload_cifar(gs);
     let a = format!("{gs}/uninterrupted");
     run(&pretrain_args(&data, &a));
@@ -388,16 +441,8 @@ fn gs_run_in_a_bucket_tensorboard_reads_it_fine_tune_from_a_bucket_tf_checkpoint
         "{names:?}"
     );
     tensorboard_reads_the_events(gs, &a);
-    let tf = format!("{gs}/tf/model.ckpt-4");
-    run(&["ckpt".into(), "export_tf".into(), a.clone(), tf.clone()]);
-    let ft = format!("{gs}/finetune");
-    let mut ftargs = finetune_args(&data, &format!("{gs}/tf"), &ft);
-    ftargs.push("--mode=train".into());
-    let text = run(&ftargs);
-    assert!(
-        text.contains(&format!("restored 105 variables from {gs}/tf")),
-        "restored from the TF checkpoint:\n{text}"
-    );
+    let b = kill_during_save_and_resume(gs, &data);
+    let ft = fine_tune_from_the_bucket(gs, &data, &b, &["--mode=train"]);
     assert_eq!(
         simclr::ckpt::native::list(&PathBuf::from(&ft))
             .last()
@@ -411,17 +456,15 @@ fn s3_run_killed_in_a_save_resumes_fine_tunes_and_serves_features_and_probe() {
     let s3 = &storage_support::roots("run")[1];
     let data = upload_cifar(s3);
     let b = kill_during_save_and_resume(s3, &data);
-    let ft = format!("{s3}/finetune");
-    let mut ftargs = finetune_args(&data, &b, &ft);
+    // The killed run's events and the resumed run's, read from the bucket:
+    // TensorBoard sees every step once.
+    tensorboard_reads_the_events(s3, &b);
     // The evaluation takes CIFAR-10's own 32×32 images.
-    for a in ftargs.iter_mut().filter(|a| a.starts_with("--image_size=")) {
-        *a = "--image_size=32".into();
-    }
-    ftargs.push("--mode=train_then_eval".into());
-    let text = run(&ftargs);
-    assert!(
-        text.contains(&format!("from {b}")),
-        "restored from the simclr checkpoint:\n{text}"
+    let ft = fine_tune_from_the_bucket(
+        s3,
+        &data,
+        &b,
+        &["--image_size=32", "--mode=train_then_eval"],
     );
     let names: Vec<String> = storage::list(&Location::parse(&ft).expect("url"), true)
         .expect("list")

@@ -19,6 +19,11 @@
 //! index never names a checkpoint whose data is missing. A save killed
 //! between the two leaves a `ckpt-*.safetensors` object the index does not
 //! name; readers ignore it and the next save deletes it.
+//!
+//! For tests of that claim, `SIMCLR_HANG_AFTER_CHECKPOINT_DATA=<step>` holds
+//! the process between the two writes of that step's save (it says so on
+//! stderr and waits to be killed), so that a kill lands inside the save
+//! every time instead of by chance.
 
 use super::{io_err, DType, Error, Result, Tensor};
 use crate::crc32c;
@@ -290,6 +295,7 @@ pub fn save(
             source: std::io::Error::other(e.to_string()),
         })
     })?;
+    hang_if_asked(step);
 
     let mut entries = read_index(model_dir).unwrap_or_else(|_| scan_dir(model_dir));
     entries.retain(|e| e.step != step);
@@ -320,6 +326,25 @@ pub fn save(
     Ok(Saved { path, pruned })
 }
 
+/// The test hook of the module docs: with
+/// `SIMCLR_HANG_AFTER_CHECKPOINT_DATA=<step>`, the save of `step` stops
+/// after its data is written and before the index names it, until the
+/// process is killed.
+fn hang_if_asked(step: u64) {
+    let asked = std::env::var("SIMCLR_HANG_AFTER_CHECKPOINT_DATA")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if asked == Some(step) {
+        eprintln!(
+            "SIMCLR_HANG_AFTER_CHECKPOINT_DATA: the data of checkpoint {step} is written, \
+             its index entry is not; waiting to be killed"
+        );
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 /// [`save`] into a bucket: the checkpoint object, then the index object,
 /// then deletions (pruned checkpoints and orphans of killed saves).
 fn save_to_store(
@@ -333,6 +358,7 @@ fn save_to_store(
     let present = scan_at(dir)?;
     let ckpt = dir.join(name);
     storage::put(&ckpt, bytes)?;
+    hang_if_asked(step);
     let mut entries = match &indexed {
         Ok(e) => e.clone(),
         Err(_) => present.clone(),

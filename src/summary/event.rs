@@ -221,10 +221,12 @@ impl EventWriter {
         })
     }
 
-    /// Marks a restart at `step` (`SessionLog.START`): TensorBoard then
-    /// discards this directory's earlier events with a larger step, the ones
-    /// an interrupted run logged after its last checkpoint and the resumed
-    /// run logs again.
+    /// Marks a restart (`SessionLog.START`) at `step`: TensorBoard then
+    /// discards this directory's earlier events whose step is `step` or
+    /// larger (its reader keeps `x.step < step`). A run resumed from the
+    /// checkpoint of step s passes s + 1, so that s's own events stay and
+    /// those an interrupted run logged after its checkpoint, which the
+    /// resumed run logs again, go.
     ///
     /// # Errors
     /// As [`EventWriter::write_event`].
