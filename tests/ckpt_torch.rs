@@ -4,7 +4,8 @@
 //!
 //! Models: ResNet-18 CIFAR (plain and with squeeze-and-excitation) from a
 //! native simclr checkpoint; ResNet-50 1× (torchvision and simclr layouts),
-//! ResNet-50 2× SK and ResNet-34 1× SK from TF1 checkpoints written by real
+//! ResNet-50 2× SK, ResNet-101 1× SK and ResNet-34 1× SK (SK basic blocks)
+//! from TF1 checkpoints written by real
 //! TensorFlow (tools/tf_ckpt/run make.py) with the fixture weight formula
 //! (k = index of the TF1 name in sorted order).
 //! PyTorch's eval-mode outputs must equal `simclr features` on the same
@@ -350,6 +351,18 @@ fn resnet34_sk_linear_head_tf1_checkpoint_to_pytorch_and_back() {
         selector: -1,
     };
     tf_case("r34sk", &c);
+}
+
+#[test]
+fn resnet101_sk_linear_head_tf1_checkpoint_to_pytorch_and_back() {
+    // The deep SK case: 101 layers of SK bottlenecks at width 1×.
+    let c = Case {
+        cfg: cfg(101, 1, true, 64, ProjHeadMode::Linear, 1),
+        proj: true,
+        sup: true,
+        selector: -1,
+    };
+    tf_case("r101sk", &c);
 }
 
 #[test]

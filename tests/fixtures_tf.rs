@@ -189,6 +189,12 @@ fn train_outputs() -> &'static Outputs {
     O.get_or_init(|| build_probe(true).run(&fixture().formula_values()))
 }
 
+/// The training-mode probe traced in bfloat16, on the formula values.
+fn train_outputs_bf16() -> &'static Outputs {
+    static O: OnceLock<Outputs> = OnceLock::new();
+    O.get_or_init(|| build_probe_in(true, Precision::Bfloat16).run(&fixture().formula_values()))
+}
+
 /// Inference outputs with the formula moving statistics (`eval_*`) and
 /// with the calibrated ones (`eval_calibrated_*`).
 fn infer_outputs() -> &'static (Outputs, Outputs) {
@@ -300,7 +306,7 @@ fn training_mode_forward_matches_tf2_and_tf1() {
 /// with the head in bf16 or in f32 alike), bounded by 1.0.
 #[test]
 fn training_mode_forward_in_bfloat16_stays_within_bf16_rounding_of_tf2() {
-    let o = build_probe_in(true, Precision::Bfloat16).run(&fixture().formula_values());
+    let o = train_outputs_bf16();
     let dir = tf2_dir();
     let mut checked = 0;
     for tap in FORWARD_TAPS.iter().chain(&["contrastive_loss"]) {
@@ -309,7 +315,7 @@ fn training_mode_forward_in_bfloat16_stays_within_bf16_rounding_of_tf2() {
             continue;
         }
         let want = support::npy(&path);
-        let (_, got) = get(&o, tap);
+        let (_, got) = get(o, tap);
         assert_eq!(got.len(), want.data.len(), "{tap}: size");
         let scale = want.data.iter().fold(0f64, |m, x| m.max(x.abs()));
         let err = got
@@ -531,6 +537,37 @@ fn masked_grad(tf1: &str) -> Vec<f32> {
     }
 }
 
+/// Relative L2 error of our gradient `got` (dims `d`) of `v` against TF's:
+/// the whole tensor where `grads.npz` has it, else its first 16 entries
+/// along the last axis.
+fn grad_rel_l2(
+    v: &support::VarInfo,
+    d: &[i64],
+    got: &[f32],
+    full: &HashMap<String, support::Arr>,
+    sliced: &HashMap<String, support::Arr>,
+) -> (f64, String) {
+    if let Some(want) = full.get(&v.tf2) {
+        return support::rel_l2(&format!("grad {} ({})", v.tf1, v.tf2), d, got, want);
+    }
+    let want = sliced
+        .get(&v.tf2)
+        .unwrap_or_else(|| panic!("no stored gradient for {}", v.tf2));
+    let last = *d.last().expect("rank ≥ 1") as usize;
+    let part: Vec<f32> = got
+        .chunks(last)
+        .flat_map(|row| row[..16].iter().copied())
+        .collect();
+    let mut pd = d.to_vec();
+    *pd.last_mut().expect("rank ≥ 1") = 16;
+    support::rel_l2(
+        &format!("grad {} ({}) [..., :16]", v.tf1, v.tf2),
+        &pd,
+        &part,
+        want,
+    )
+}
+
 #[test]
 fn gradients_match_tf2() {
     let f = fixture();
@@ -550,26 +587,7 @@ fn gradients_match_tf2() {
         let (d, _) = get(o, &format!("grad:{}", v.tf1));
         let got = masked_grad(&v.tf1);
         let got = got.as_slice();
-        let rel = if let Some(want) = full.get(&v.tf2) {
-            support::rel_l2(&format!("grad {} ({})", v.tf1, v.tf2), d, got, want)
-        } else {
-            let want = sliced
-                .get(&v.tf2)
-                .unwrap_or_else(|| panic!("no stored gradient for {}", v.tf2));
-            let last = *d.last().expect("rank ≥ 1") as usize;
-            let part: Vec<f32> = got
-                .chunks(last)
-                .flat_map(|row| row[..16].iter().copied())
-                .collect();
-            let mut pd = d.to_vec();
-            *pd.last_mut().expect("rank ≥ 1") = 16;
-            support::rel_l2(
-                &format!("grad {} ({}) [..., :16]", v.tf1, v.tf2),
-                &pd,
-                &part,
-                want,
-            )
-        };
+        let rel = grad_rel_l2(v, d, got, &full, &sliced);
         eprintln!("{}", rel.1);
         let limit = gtol;
         if rel.0 > limit {
@@ -910,5 +928,70 @@ fn one_real_lars_train_step_matches_tf2_and_tf1() {
             &arr,
             tol.moving(),
         );
+    }
+}
+
+/// The gradients of the bfloat16 training step against TF's float32 ones.
+///
+/// The supervised head's gradients (scenario B: one bf16 dense layer on
+/// the pooled feature) are bounded tightly: measured relative L2 error
+/// 9.3e-3 (kernel) and 7.0e-4 (bias), bounded by 0.05.
+///
+/// The contrastive gradients are not, and cannot be on this fixture: its
+/// four noise images give nearly the same feature, the projection head's
+/// BN turns the per-mille bf16 error of the feature into a large part of
+/// the between-example spread (see the forward test), and every
+/// contrastive gradient inherits it. Measured relative L2 errors against
+/// TF: 0.26–0.95 (median 0.76), with the policy as specified; the bound
+/// (1.5) only catches non-finite or wrongly scaled gradients. Where bf16 is
+/// used (never for BN moments, softmax, losses or the optimizer) is checked
+/// op by op in `precision_bf16.rs`, and the bf16 training curve against
+/// f32 in `tools/precision_curve`.
+#[test]
+fn gradients_in_bfloat16_stay_within_bf16_rounding() {
+    let f = fixture();
+    let o = train_outputs_bf16();
+    let full = support::npz(&tf2_dir().join("grads.npz"));
+    let sliced = support::npz(&tf2_dir().join("grads_slice_last_axis_first16.npz"));
+    let contrastive: Vec<_> = f
+        .vars
+        .iter()
+        .filter(|v| v.trainable && !v.tf1.starts_with("head_supervised"))
+        .collect();
+
+    // The fixture against TF.
+    let mut rels = vec![];
+    for v in &contrastive {
+        let (d, got) = get(o, &format!("grad:{}", v.tf1));
+        let (rel, msg) = grad_rel_l2(v, d, got, &full, &sliced);
+        assert!(rel.is_finite(), "{msg}");
+        rels.push((rel, v.tf1.clone()));
+    }
+    assert_eq!(
+        rels.len(),
+        full.len() + sliced.len(),
+        "every stored gradient"
+    );
+    rels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let median = rels[rels.len() / 2].0;
+    let (worst, at) = rels.last().cloned().expect("gradients");
+    eprintln!(
+        "bf16 vs TF, fixture images: median relative L2 {median:.2e}, worst {worst:.2e} in {at}"
+    );
+    assert!(worst <= 1.5, "{at}: {worst:.3e}");
+
+    // Scenario B: the supervised head.
+    for (alias, tf2) in [
+        ("kernel", "head_supervised__linear_layer__dense_3__kernel"),
+        ("bias", "head_supervised__linear_layer__dense_3__bias"),
+    ] {
+        let want = support::npy(&tf2_dir().join(format!("scenario_b_grad__{tf2}.npy")));
+        let (d, got) = get(
+            o,
+            &format!("grad:head_supervised/linear_layer/dense/{alias}"),
+        );
+        let (rel, msg) = support::rel_l2(&format!("bf16 scenario B {alias}"), d, got, &want);
+        eprintln!("{msg}");
+        assert!(rel <= 0.05, "{msg}");
     }
 }

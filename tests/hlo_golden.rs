@@ -3,7 +3,7 @@
 //! `hlo/<name>.pb` for `tools/hlo_check/run`.
 //!
 //! Regenerate both after an intended change with
-//! `SIMCLR_BLESS=1 cargo test --test hlo_golden`.
+//! `SIMCLR_BLESS=1 cargo test --test hlo hlo_golden::`.
 
 use simclr::ir::{from_proto_bytes, golden, to_text_with, PrintOptions};
 use std::path::PathBuf;
@@ -87,7 +87,7 @@ fn golden_programs_print_as_in_hlo_dir() {
     }
     assert!(
         failures.is_empty(),
-        "{}\nIf the change is intended, regenerate with: SIMCLR_BLESS=1 cargo test --test hlo_golden",
+        "{}\nIf the change is intended, regenerate with: SIMCLR_BLESS=1 cargo test --test hlo hlo_golden::",
         failures.join("\n")
     );
 }

@@ -1044,7 +1044,7 @@ fn broken_protos_are_errors_not_panics() {
 /// compiled for CPU by jaxlib's XLA; `<name>.pb` is the optimized
 /// HloModuleProto it handed back and `<name>.txt` XLA's own text of it
 /// (fusions, `kind=kLoop`, `calls=`, schedules, XLA's names). Regenerate with
-/// `rm -rf /tmp/d && SIMCLR_HLO_DUMP=/tmp/d cargo test --test hlo_print &&
+/// `rm -rf /tmp/d && SIMCLR_HLO_DUMP=/tmp/d cargo test --test hlo hlo_print:: &&
 /// cp hlo/*.pb /tmp/d && tools/hlo_check/run --optimize /tmp/d tests/xla_text/optimized`.
 #[test]
 fn optimized_modules_from_xla_print_exactly_as_xla() {

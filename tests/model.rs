@@ -11,6 +11,8 @@ mod pjrt_common;
 
 #[path = "fixtures_tf.rs"]
 mod fixtures_tf;
+#[path = "loss_metrics.rs"]
+mod loss_metrics;
 #[path = "nn_model.rs"]
 mod nn_model;
 #[path = "nn_pool_tf.rs"]

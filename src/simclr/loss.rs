@@ -54,17 +54,28 @@ pub fn one_hot(labels: &Tensor, width: i64) -> Tensor {
 }
 
 /// Top-k accuracy of `[n, m]` logits against `s32[n]` labels as an `f32[n]`
-/// of 0/1: the label's logit is among the k largest (ties count in favour).
+/// of 0/1: the label's rank, counting the larger logits and the equal ones
+/// at lower indices, is below k. Ties thus go to the lower index, as TF's
+/// `argmax` (top-1) and `top_k` (top-5) break them: a row of equal logits
+/// is correct only for label 0 at k = 1.
 pub fn top_k_correct(logits: &Tensor, labels: &Tensor, k: i64) -> Tensor {
     let d = logits.dims();
     let (n, m) = (d[0], d[1]);
-    let target = (one_hot(labels, m) * logits).sum(&[1]).reshape(&[n, 1]);
-    let greater = logits
-        .compare(ComparisonDirection::Gt, &target.broadcast_to(&[n, m]))
-        .convert(ElementType::F32)
-        .sum(&[1]);
-    greater
-        .compare(ComparisonDirection::Lt, &greater.scalar_like(k as f64))
+    let target = (one_hot(labels, m) * logits)
+        .sum(&[1])
+        .reshape(&[n, 1])
+        .broadcast_to(&[n, m]);
+    let cols = labels.iota_like(Shape::new(ElementType::S32, [n, m]), 1);
+    let before = cols.compare(
+        ComparisonDirection::Lt,
+        &labels.reshape(&[n, 1]).broadcast_to(&[n, m]),
+    );
+    let f = |t: Tensor| t.convert(ElementType::F32);
+    // Larger, or equal at a lower index (the two never both hold).
+    let ahead = f(logits.compare(ComparisonDirection::Gt, &target))
+        + f(logits.compare(ComparisonDirection::Eq, &target)) * f(before);
+    let rank = ahead.sum(&[1]);
+    rank.compare(ComparisonDirection::Lt, &rank.scalar_like(k as f64))
         .convert(ElementType::F32)
 }
 
