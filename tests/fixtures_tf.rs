@@ -568,6 +568,24 @@ fn grad_rel_l2(
     )
 }
 
+/// The supervised head's gradients of `o` against TF's scenario B, each
+/// within `tol` relative L2 (printed).
+fn assert_scenario_b_head_grads(o: &Outputs, what: &str, tol: f64) {
+    for (alias, tf2) in [
+        ("kernel", "head_supervised__linear_layer__dense_3__kernel"),
+        ("bias", "head_supervised__linear_layer__dense_3__bias"),
+    ] {
+        let want = support::npy(&tf2_dir().join(format!("scenario_b_grad__{tf2}.npy")));
+        let (d, got) = get(
+            o,
+            &format!("grad:head_supervised/linear_layer/dense/{alias}"),
+        );
+        let what = format!("{what}scenario B grad head_supervised {alias}");
+        let rel = support::assert_rel_l2(&what, d, got, &want, tol);
+        eprintln!("{what}: relative L2 error {rel:.2e}");
+    }
+}
+
 #[test]
 fn gradients_match_tf2() {
     let f = fixture();
@@ -635,23 +653,7 @@ fn gradients_match_tf2() {
         worst.0, worst.1
     );
     // Scenario B: the supervised head's gradients and the loss terms.
-    for (alias, tf2) in [
-        ("kernel", "head_supervised__linear_layer__dense_3__kernel"),
-        ("bias", "head_supervised__linear_layer__dense_3__bias"),
-    ] {
-        let want = support::npy(&tf2_dir().join(format!("scenario_b_grad__{tf2}.npy")));
-        let (d, got) = get(
-            o,
-            &format!("grad:head_supervised/linear_layer/dense/{alias}"),
-        );
-        support::assert_rel_l2(
-            &format!("scenario B grad head_supervised {alias}"),
-            d,
-            got,
-            &want,
-            gtol,
-        );
-    }
+    assert_scenario_b_head_grads(o, "", gtol);
     let meta = support::json(&tf2_dir().join("meta.json"));
     let b = &meta["results"]["scenario_b"];
     for (name, key) in [
@@ -981,17 +983,5 @@ fn gradients_in_bfloat16_stay_within_bf16_rounding() {
     assert!(worst <= 1.5, "{at}: {worst:.3e}");
 
     // Scenario B: the supervised head.
-    for (alias, tf2) in [
-        ("kernel", "head_supervised__linear_layer__dense_3__kernel"),
-        ("bias", "head_supervised__linear_layer__dense_3__bias"),
-    ] {
-        let want = support::npy(&tf2_dir().join(format!("scenario_b_grad__{tf2}.npy")));
-        let (d, got) = get(
-            o,
-            &format!("grad:head_supervised/linear_layer/dense/{alias}"),
-        );
-        let (rel, msg) = support::rel_l2(&format!("bf16 scenario B {alias}"), d, got, &want);
-        eprintln!("{msg}");
-        assert!(rel <= 0.05, "{msg}");
-    }
+    assert_scenario_b_head_grads(o, "bf16 ", 0.05);
 }
