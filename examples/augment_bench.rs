@@ -3,11 +3,14 @@
 //! resize, flip, colour jitter in random order, grayscale) each followed by
 //! the blur step of the batch blur, exactly as the input pipeline does it.
 //!
-//! `cargo run --release --example augment_bench -- [N] [--device] [--dump F | --compare F]`
+//! `cargo run --release --example augment_bench -- [N] [--device] [--baseline] [--dump F | --compare F]`
 //!
 //! `--device` times the host's share with `--augment_on_device` instead:
 //! decode, crop and resize, and the drawing of the parameters the step
 //! applies (flip, colour jitter, grayscale, blur kept or not).
+//!
+//! `--baseline` keeps the inner loops on their baseline x86-64 code, as on a
+//! CPU without AVX2 (same views, see `simclr::data::pixels`).
 //!
 //! Prints examples/s over `N` examples (default 64) and a checksum of the
 //! views. `--dump F` writes the views as raw little-endian f32; `--compare F`
@@ -45,12 +48,14 @@ fn main() -> anyhow::Result<()> {
     let mut dump = None;
     let mut compare = None;
     let mut device = false;
+    let mut baseline = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--dump" => dump = args.next(),
             "--compare" => compare = args.next(),
             "--device" => device = true,
+            "--baseline" => baseline = true,
             s => n = s.parse()?,
         }
     }
@@ -70,31 +75,40 @@ fn main() -> anyhow::Result<()> {
     let mut all = Vec::new();
     let mut checksum = 0f64;
     let t = Instant::now();
-    for i in 0..n {
-        let img = decode_image(&files[i % files.len()], "bench")?;
-        for v in 0..2 {
-            let out = &mut views[v * per..(v + 1) * per];
-            let mut rng = Rng::new(1, &[i as u64, v as u64]);
-            let keep = Rng::new(2, &[i as u64, v as u64]).bernoulli(0.5);
-            if device {
-                let np = augment::DEVICE_PARAMS;
-                let p = &mut params[v * np..(v + 1) * np];
-                augment::preprocess_for_device_into(&img, &cfg, &mut rng, out, p)?;
-                p[10] = if keep { 1.0 } else { 0.0 };
-            } else {
-                augment::preprocess_for_train_into(&img, &cfg, &mut rng, out)?;
-                augment::blur_one_of_batch(out, size, size, &filters[v], keep, &mut scratch);
+    let mut work = || -> anyhow::Result<()> {
+        for i in 0..n {
+            let img = decode_image(&files[i % files.len()], "bench")?;
+            for v in 0..2 {
+                let out = &mut views[v * per..(v + 1) * per];
+                let mut rng = Rng::new(1, &[i as u64, v as u64]);
+                let keep = Rng::new(2, &[i as u64, v as u64]).bernoulli(0.5);
+                if device {
+                    let np = augment::DEVICE_PARAMS;
+                    let p = &mut params[v * np..(v + 1) * np];
+                    augment::preprocess_for_device_into(&img, &cfg, &mut rng, out, p)?;
+                    p[10] = if keep { 1.0 } else { 0.0 };
+                } else {
+                    augment::preprocess_for_train_into(&img, &cfg, &mut rng, out)?;
+                    augment::blur_one_of_batch(out, size, size, &filters[v], keep, &mut scratch);
+                }
+            }
+            checksum += views.iter().map(|&x| x as f64).sum::<f64>();
+            if dump.is_some() || compare.is_some() {
+                all.extend_from_slice(&views);
             }
         }
-        checksum += views.iter().map(|&x| x as f64).sum::<f64>();
-        if dump.is_some() || compare.is_some() {
-            all.extend_from_slice(&views);
-        }
+        Ok(())
+    };
+    if baseline {
+        simclr::data::pixels::baseline_only(work)?;
+    } else {
+        work()?;
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "{n} examples (two 224x224 views, blur{}) in {secs:.3} s: {:.1} examples/s on one core; checksum {checksum:.6}",
+        "{n} examples (two 224x224 views, blur{}{}) in {secs:.3} s: {:.1} examples/s on one core; checksum {checksum:.6}",
         if device { ", host share of --augment_on_device" } else { "" },
+        if baseline { ", baseline x86-64 code" } else { "" },
         n as f64 / secs
     );
     if let Some(p) = dump {

@@ -14,6 +14,7 @@
 //! Randomness comes from [`Rng`] streams supplied by the caller (the
 //! pipeline keys them by seed, epoch, example and view). Does not own batching.
 
+use super::pixels::{self, with_avx2, BLOCK_PIXELS};
 use super::rng::Rng;
 use super::{Error, ImageF32, ImageU8};
 
@@ -250,6 +251,9 @@ fn table(version: ResizeVersion) -> &'static [f32] {
 
 #[derive(Clone, Copy)]
 struct Taps {
+    /// The unclamped position of the first tap (`idx` clamps it and the
+    /// next three to the image).
+    start: i64,
     idx: [usize; 4],
     w: [f32; 4],
 }
@@ -296,7 +300,11 @@ fn taps(version: ResizeVersion, scale: f32, out: usize, limit: usize) -> Taps {
             }
         }
     }
-    Taps { idx, w }
+    Taps {
+        start: in_loc - 1,
+        idx,
+        w,
+    }
 }
 
 /// The taps of every output position along one axis of `in_len` → `out_len`.
@@ -325,24 +333,32 @@ fn resize_core(
 ) {
     let xt = axis_taps(version, in_w, out_w);
     let yt = axis_taps(version, in_h, out_h);
+    // The row is padded with copies of its border pixels so that every
+    // output's four taps are consecutive.
+    let lo = xt.iter().map(|t| t.start).min().unwrap_or(0).min(0);
+    let hi = xt
+        .iter()
+        .map(|t| t.start + 4)
+        .max()
+        .unwrap_or(0)
+        .max(in_w as i64);
+    let first: Vec<usize> = xt.iter().map(|t| (t.start - lo) as usize).collect();
+    let x_w: Vec<[f32; 4]> = xt.iter().map(|t| t.w).collect();
     let mut col = vec![0f32; in_w * 3];
+    let mut col4 = vec![[0f32; 4]; (hi - lo) as usize];
     for (y, t) in yt.iter().enumerate() {
         // Vertical taps for every input column of the row (the same products
         // and sums TF forms per column), then horizontal taps per output.
         vertical(t, &mut col);
         let out_row = &mut out[y * out_w * 3..(y + 1) * out_w * 3];
-        for (x, t) in xt.iter().enumerate() {
-            let dst = if flip { out_w - 1 - x } else { x };
-            let (a, b, c, d) = (t.idx[0] * 3, t.idx[1] * 3, t.idx[2] * 3, t.idx[3] * 3);
-            let px = &mut out_row[dst * 3..dst * 3 + 3];
-            for ch in 0..3 {
-                px[ch] = col[a + ch] * t.w[0]
-                    + col[b + ch] * t.w[1]
-                    + col[c + ch] * t.w[2]
-                    + col[d + ch] * t.w[3];
-            }
-        }
+        pixels::resize_horizontal(&col, &mut col4, (-lo) as usize, &first, &x_w, out_row, flip);
     }
+}
+
+/// The vertical taps `t` of rows of `n` values from `data` into `col`.
+fn vertical_taps(data: &[f32], n: usize, t: &Taps, col: &mut [f32]) {
+    let r = |k: usize| &data[t.idx[k] * n..(t.idx[k] + 1) * n];
+    pixels::resize_vertical([r(0), r(1), r(2), r(3)], t.w, col);
 }
 
 /// Bicubic resize to `out_h`×`out_w`, reproducing TF's `ResizeBicubic`
@@ -364,13 +380,7 @@ pub fn resize_bicubic(
         version,
         false,
         &mut data,
-        |t, col| {
-            let r = |k: usize| &img.data[t.idx[k] * row..(t.idx[k] + 1) * row];
-            let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-            for (i, v) in col.iter_mut().enumerate() {
-                *v = r0[i] * t.w[0] + r1[i] * t.w[1] + r2[i] * t.w[2] + r3[i] * t.w[3];
-            }
-        },
+        |t, col| vertical_taps(&img.data, row, t, col),
     );
     ImageF32 {
         height: out_h,
@@ -421,13 +431,7 @@ fn crop_resize_u8(
             version,
             flip,
             out,
-            |t, col| {
-                let r = |k: usize| &data[t.idx[k] * n..(t.idx[k] + 1) * n];
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                for (i, v) in col.iter_mut().enumerate() {
-                    *v = r0[i] * t.w[0] + r1[i] * t.w[1] + r2[i] * t.w[2] + r3[i] * t.w[3];
-                }
-            },
+            |t, col| vertical_taps(data, n, t, col),
         );
     });
 }
@@ -692,92 +696,83 @@ enum PixelStep {
     Gray,
 }
 
-/// Pixels per block: the steps run one after the other on a block that stays
-/// in the L1 cache, instead of one pass over the image per step.
-const BLOCK_PIXELS: usize = 256;
-
-fn apply_step(block: &mut [f32], step: PixelStep) {
+/// One step on a block of at most [`BLOCK_PIXELS`] pixels: the steps run one
+/// after the other on a block that stays in the L1 cache, instead of one
+/// pass over the image per step.
+#[inline(always)]
+fn apply_step(p: &mut pixels::Planes, step: PixelStep) {
     let clip = |v: f32| v.clamp(0.0, 1.0);
     match step {
-        PixelStep::Mul(f) => block.iter_mut().for_each(|v| *v = clip(*v * f)),
-        PixelStep::Add(d) => block.iter_mut().for_each(|v| *v = clip(*v + d)),
-        PixelStep::Clip => block.iter_mut().for_each(|v| *v = clip(*v)),
-        PixelStep::Contrast(f, m) => {
-            for px in block.chunks_exact_mut(3) {
-                for c in 0..3 {
-                    px[c] = clip((px[c] - m[c]) * f + m[c]);
-                }
-            }
-        }
-        PixelStep::Saturation(f) => {
-            for px in block.chunks_exact_mut(3) {
-                let (h, s, v) = rgb_to_hsv(px[0], px[1], px[2]);
-                let (r, g, b) = hsv_to_rgb(h, (s * f).clamp(0.0, 1.0), v);
-                px[0] = clip(r);
-                px[1] = clip(g);
-                px[2] = clip(b);
-            }
-        }
-        PixelStep::Hue(d) => {
-            for px in block.chunks_exact_mut(3) {
-                let (r, g, b) = shift_hue(px[0], px[1], px[2], d);
-                px[0] = clip(r);
-                px[1] = clip(g);
-                px[2] = clip(b);
-            }
-        }
-        PixelStep::Gray => {
-            for px in block.chunks_exact_mut(3) {
-                let g = px[0] * 0.2989 + px[1] * 0.5870 + px[2] * 0.1140;
-                px[0] = g;
-                px[1] = g;
-                px[2] = g;
-            }
-        }
+        PixelStep::Mul(f) => p.map(|v| clip(v * f)),
+        PixelStep::Add(d) => p.map(|v| clip(v + d)),
+        PixelStep::Clip => p.map(clip),
+        PixelStep::Contrast(f, m) => p.contrast(f, m),
+        PixelStep::Saturation(f) => p.saturation(f),
+        PixelStep::Hue(d) if pixels::hue_block_applies(d) => p.hue(d),
+        PixelStep::Hue(d) => p.map_pixels(|r, g, b| {
+            let (r, g, b) = shift_hue(r, g, b, d);
+            (clip(r), clip(g), clip(b))
+        }),
+        PixelStep::Gray => p.gray(),
     }
 }
 
-/// Runs `steps` block by block over `data`; returns the per-channel sums (in
-/// pixel order, as `adjust_contrast` forms them) of the result when `sum`.
-fn run_steps(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] {
+with_avx2! {
+    /// Runs `steps` block by block over `data`; returns the per-channel sums
+    /// (in pixel order, as `adjust_contrast` forms them) of the result when `sum`.
+    fn run_steps(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] => run_steps_body
+}
+
+#[inline(always)]
+fn run_steps_body(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] {
     let mut sums = [0f64; 3];
+    let mut planes = pixels::Planes::new();
     for block in data.chunks_mut(BLOCK_PIXELS * 3) {
+        planes.load(block);
         for &s in steps {
-            apply_step(block, s);
+            apply_step(&mut planes, s);
         }
         if sum {
-            for px in block.chunks_exact(3) {
-                for c in 0..3 {
-                    sums[c] += px[c] as f64;
-                }
-            }
+            planes.add_sums(&mut sums);
         }
+        planes.store(block);
     }
     sums
 }
 
-/// Applies `steps` to an image of `pixels` pixels in at most two passes: the
-/// steps before a contrast step (whose means need the whole image), then the
-/// contrast step and the rest. Same values as one pass per operation.
+/// Applies `steps` to an image of `pixels` pixels in one pass per contrast
+/// step plus one (two for a colour jitter): each contrast step needs the
+/// per-channel means of the whole image as the steps before it leave it, so
+/// a pass ends, summing, where one begins. Same values as one pass per
+/// operation.
 fn apply_steps(data: &mut [f32], pixels: usize, steps: &mut [PixelStep]) {
-    match steps
-        .iter()
-        .position(|s| matches!(s, PixelStep::Contrast(..)))
-    {
-        Some(k) if pixels > 0 => {
-            let sums = run_steps(data, &steps[..k], true);
-            if let PixelStep::Contrast(_, m) = &mut steps[k] {
-                *m = sums.map(|s| (s / pixels as f64) as f32);
+    let is_contrast = |s: &PixelStep| matches!(s, PixelStep::Contrast(..));
+    if pixels == 0 {
+        // An empty image: a contrast step leaves it as is (then clips).
+        for s in steps.iter_mut().filter(|s| is_contrast(s)) {
+            *s = PixelStep::Clip;
+        }
+        run_steps(data, steps, false);
+        return;
+    }
+    // `steps[start]` begins the next pass: the first step, or a contrast
+    // step whose means are already set; contrast steps from `from` on have
+    // none yet.
+    let (mut start, mut from) = (0, 0);
+    loop {
+        match steps[from..].iter().position(is_contrast) {
+            Some(off) => {
+                let k = from + off;
+                let sums = run_steps(data, &steps[start..k], true);
+                if let PixelStep::Contrast(_, m) = &mut steps[k] {
+                    *m = sums.map(|s| (s / pixels as f64) as f32);
+                }
+                (start, from) = (k, k + 1);
             }
-            run_steps(data, &steps[k..], false);
-        }
-        Some(k) => {
-            // An empty image: the contrast step leaves it as is (then clips).
-            steps[k] = PixelStep::Clip;
-            run_steps(data, steps, false);
-        }
-        None => {
-            run_steps(data, steps, false);
+            None => {
+                run_steps(data, &steps[start..], false);
+                return;
+            }
         }
     }
 }
@@ -891,51 +886,11 @@ fn blur_in_place(
     scratch: &mut [f32],
     clip: bool,
 ) {
-    let r = (filter.len() / 2) as i64;
-    let row = w * 3;
-    // Horizontal: scratch <- data * filter along x. Each output accumulates
-    // its taps in filter order; taps that fall in the zero padding are skipped.
-    for y in 0..h {
-        let src = &data[y * row..(y + 1) * row];
-        let dst = &mut scratch[y * row..(y + 1) * row];
-        dst.fill(0.0);
-        for (k, &fw) in filter.iter().enumerate() {
-            let s = k as i64 - r;
-            let x0 = (-s).max(0) as usize;
-            let x1 = (w as i64 - s).min(w as i64).max(0) as usize;
-            if x0 >= x1 {
-                continue;
-            }
-            let src_lo = (x0 as i64 + s) as usize * 3;
-            let n = (x1 - x0) * 3;
-            for (o, &i) in dst[x0 * 3..x0 * 3 + n]
-                .iter_mut()
-                .zip(&src[src_lo..src_lo + n])
-            {
-                *o += i * fw;
-            }
-        }
-    }
-    // Vertical: data <- scratch * filter along y.
-    for y in 0..h {
-        let dst = &mut data[y * row..(y + 1) * row];
-        dst.fill(0.0);
-        for (k, &fw) in filter.iter().enumerate() {
-            let yy = y as i64 + k as i64 - r;
-            if yy < 0 || yy >= h as i64 {
-                continue;
-            }
-            let src = &scratch[yy as usize * row..(yy as usize + 1) * row];
-            for (o, &i) in dst.iter_mut().zip(src) {
-                *o += i * fw;
-            }
-        }
-        if clip {
-            for v in dst.iter_mut() {
-                *v = v.clamp(0.0, 1.0);
-            }
-        }
-    }
+    let n = h * w * 3;
+    let padded_len = (w + 2 * (filter.len() / 2)) * 3;
+    let mut padded = vec![0f32; padded_len];
+    pixels::blur_rows(&data[..n], &mut scratch[..n], w, filter, &mut padded);
+    pixels::blur_columns(&scratch[..n], &mut data[..n], w * 3, filter, clip);
 }
 
 /// Blurs one image with `gaussian_blur(image, kernel_size, sigma, 'SAME')`.
@@ -1394,3 +1349,7 @@ pub fn apply_device_params(image: &mut [f32], size: usize, params: &[f32]) -> Re
 pub fn quantize_u8(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8
 }
+
+#[cfg(test)]
+#[path = "augment_tests.rs"]
+mod tests;

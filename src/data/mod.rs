@@ -7,7 +7,8 @@
 //!   (Fashion-MNIST IDX files), all behind the [`Dataset`] trait;
 //! * [`augment`]: SimCLR's exact preprocessing (crop sampler, bicubic resize,
 //!   flip, colour distortion, blur, eval centre crop) and [`rng`], the
-//!   counter-based random numbers that make it reproducible;
+//!   counter-based random numbers that make it reproducible, with its inner
+//!   loops in [`pixels`] (SIMD-friendly, bit-identical, AVX2 when present);
 //! * [`pipeline`]: shuffle buffer, repeat, sharding across replicas, worker
 //!   threads with bounded prefetch, padded evaluation batches.
 //!
@@ -18,6 +19,7 @@ pub mod cifar;
 pub mod folder;
 pub mod idx;
 pub mod pipeline;
+pub mod pixels;
 pub mod rng;
 pub mod tfrecord;
 
