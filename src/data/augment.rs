@@ -720,24 +720,21 @@ fn apply_step(p: &mut pixels::Planes, step: PixelStep) {
 with_avx2! {
     /// Runs `steps` block by block over `data`; returns the per-channel sums
     /// (in pixel order, as `adjust_contrast` forms them) of the result when `sum`.
-    fn run_steps(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] => run_steps_body
-}
-
-#[inline(always)]
-fn run_steps_body(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] {
-    let mut sums = [0f64; 3];
-    let mut planes = pixels::Planes::new();
-    for block in data.chunks_mut(BLOCK_PIXELS * 3) {
-        planes.load(block);
-        for &s in steps {
-            apply_step(&mut planes, s);
+    fn run_steps(data: &mut [f32], steps: &[PixelStep], sum: bool) -> [f64; 3] {
+        let mut sums = [0f64; 3];
+        let mut planes = pixels::Planes::new();
+        for block in data.chunks_mut(BLOCK_PIXELS * 3) {
+            planes.load(block);
+            for &s in steps {
+                apply_step(&mut planes, s);
+            }
+            if sum {
+                planes.add_sums(&mut sums);
+            }
+            planes.store(block);
         }
-        if sum {
-            planes.add_sums(&mut sums);
-        }
-        planes.store(block);
+        sums
     }
-    sums
 }
 
 /// Applies `steps` to an image of `pixels` pixels in one pass per contrast

@@ -103,40 +103,38 @@ fn steps_of(ops: &[Op]) -> Vec<PixelStep> {
         .collect()
 }
 
-/// The separable blur as a direct sum: taps in filter order, the ones
-/// outside the image skipped.
-fn blur_reference(data: &[f32], h: usize, w: usize, filter: &[f32], clip: bool) -> Vec<f32> {
+/// One pass of the separable blur as a direct sum along rows
+/// (`horizontal`) or columns: taps in filter order, the ones outside the
+/// image skipped.
+fn blur_pass(data: &[f32], h: usize, w: usize, filter: &[f32], horizontal: bool) -> Vec<f32> {
     let r = (filter.len() / 2) as i64;
-    let at = |v: &[f32], y: usize, x: usize, c: usize| v[(y * w + x) * 3 + c];
-    let mut horizontal = vec![0f32; data.len()];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0f32;
-                for (k, &f) in filter.iter().enumerate() {
-                    let xx = x as i64 + k as i64 - r;
-                    if (0..w as i64).contains(&xx) {
-                        acc += at(data, y, xx as usize, c) * f;
-                    }
-                }
-                horizontal[(y * w + x) * 3 + c] = acc;
-            }
-        }
-    }
     let mut out = vec![0f32; data.len()];
     for y in 0..h {
         for x in 0..w {
             for c in 0..3 {
                 let mut acc = 0f32;
                 for (k, &f) in filter.iter().enumerate() {
-                    let yy = y as i64 + k as i64 - r;
-                    if (0..h as i64).contains(&yy) {
-                        acc += at(&horizontal, yy as usize, x, c) * f;
+                    let (yy, xx) = if horizontal {
+                        (y as i64, x as i64 + k as i64 - r)
+                    } else {
+                        (y as i64 + k as i64 - r, x as i64)
+                    };
+                    if (0..h as i64).contains(&yy) && (0..w as i64).contains(&xx) {
+                        acc += data[((yy as usize) * w + xx as usize) * 3 + c] * f;
                     }
                 }
-                out[(y * w + x) * 3 + c] = if clip { acc.clamp(0.0, 1.0) } else { acc };
+                out[(y * w + x) * 3 + c] = acc;
             }
         }
+    }
+    out
+}
+
+/// The separable blur, rows then columns, clipped after when `clip`.
+fn blur_reference(data: &[f32], h: usize, w: usize, filter: &[f32], clip: bool) -> Vec<f32> {
+    let mut out = blur_pass(&blur_pass(data, h, w, filter, true), h, w, filter, false);
+    if clip {
+        out.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
     }
     out
 }

@@ -15,24 +15,26 @@
 //! * resize: the vertical taps of TF's bicubic kernel over a row, and the
 //!   horizontal taps one pixel (four lanes) at a time.
 
-/// Defines `$name` calling `$body`, compiled for AVX2 when the CPU has it.
-/// `$body` must be `#[inline(always)]` so that each copy gets its own code.
+/// Defines the function `$name` with the body `$body`, compiled twice: for
+/// the baseline instruction set and for AVX2, the copy run chosen per call.
 macro_rules! with_avx2 {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    imp($($arg),*)
                 }
                 if $crate::data::pixels::avx2_enabled() {
                     // SAFETY: the CPU supports AVX2, checked just above.
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            imp($($arg),*)
         }
     };
 }
@@ -226,6 +228,27 @@ fn sector(v: f32, top: i32) -> i32 {
 const ONE_THIRD: f32 = (2.0f64 / 6.0) as f32;
 const TWO_THIRDS: f32 = (4.0f64 / 6.0) as f32;
 
+/// The channels of a pixel of hue sector `cat` (0..=5) from its largest,
+/// middle and smallest values (TF's case tables); any other sector gives
+/// `lo` in every channel.
+#[inline(always)]
+fn from_sector(cat: i32, hi: f32, mid: f32, lo: f32) -> (f32, f32, f32) {
+    let pick = |h: [i32; 2], m: [i32; 2]| {
+        if cat == h[0] || cat == h[1] {
+            hi
+        } else if cat == m[0] || cat == m[1] {
+            mid
+        } else {
+            lo
+        }
+    };
+    (
+        pick([0, 5], [1, 4]),
+        pick([1, 2], [0, 3]),
+        pick([3, 4], [2, 5]),
+    )
+}
+
 /// `tf.image.adjust_saturation` on one pixel, without branches: TF's
 /// RGB→HSV (hue in turns), `S ← clip(S·factor, 0, 1)`, HSV→RGB.
 #[inline(always)]
@@ -252,27 +275,7 @@ fn saturate(r: f32, g: f32, b: f32, factor: f32) -> (f32, f32, f32) {
     let cat = sector(dh, 6);
     let fmodu = dh - (cat & !1) as f32;
     let x = c * (1.0 - (fmodu - 1.0).abs());
-    let rr = if cat == 0 || cat == 5 {
-        c
-    } else if cat == 1 || cat == 4 {
-        x
-    } else {
-        0.0
-    };
-    let gg = if cat == 1 || cat == 2 {
-        c
-    } else if cat == 0 || cat == 3 {
-        x
-    } else {
-        0.0
-    };
-    let bb = if cat == 3 || cat == 4 {
-        c
-    } else if cat == 2 || cat == 5 {
-        x
-    } else {
-        0.0
-    };
+    let (rr, gg, bb) = from_sector(cat, c, x, 0.0);
     (rr + m, gg + m, bb + m)
 }
 
@@ -282,48 +285,12 @@ fn saturate(r: f32, g: f32, b: f32, factor: f32) -> (f32, f32, f32) {
 /// conditional `−6` are what TF's wrap-around loops do.
 #[inline(always)]
 fn shift_hue(r: f32, g: f32, b: f32, delta6: f32) -> (f32, f32, f32) {
+    // The sorted channels as values (ties are equal values), and TF's
+    // sector of the ordering.
+    let vmax = r.max(g).max(b);
+    let vmin = r.min(g).min(b);
+    let vmid = r.min(g).max(r.max(g).min(b));
     let rg = r < g;
-    let vmax = if rg {
-        if b < r {
-            g
-        } else if b > g {
-            b
-        } else {
-            g
-        }
-    } else if b < g {
-        r
-    } else if b > r {
-        b
-    } else {
-        r
-    };
-    let vmid = if rg {
-        if b < r {
-            r
-        } else if b > g {
-            g
-        } else {
-            b
-        }
-    } else if b < g {
-        g
-    } else if b > r {
-        r
-    } else {
-        b
-    };
-    let vmin = if rg {
-        if b < r {
-            b
-        } else {
-            r
-        }
-    } else if b < g {
-        b
-    } else {
-        g
-    };
     let cat: i32 = if rg {
         if b < r {
             1
@@ -355,28 +322,7 @@ fn shift_hue(r: f32, g: f32, b: f32, delta6: f32) -> (f32, f32, f32) {
     let vmid = vmin + ratio * (vmax - vmin);
     // TF's switch sends every sector but 0..=4 to its last case.
     let cat = if (0..=4).contains(&cat) { cat } else { 5 };
-    let rr = if cat == 0 || cat == 5 {
-        vmax
-    } else if cat == 1 || cat == 4 {
-        vmid
-    } else {
-        vmin
-    };
-    let gg = if cat == 1 || cat == 2 {
-        vmax
-    } else if cat == 0 || cat == 3 {
-        vmid
-    } else {
-        vmin
-    };
-    let bb = if cat == 3 || cat == 4 {
-        vmax
-    } else if cat == 2 || cat == 5 {
-        vmid
-    } else {
-        vmin
-    };
-    (rr, gg, bb)
+    from_sector(cat, vmax, vmid, vmin)
 }
 
 /// Whether [`Planes::hue`] reproduces TF for this shift (|6·δ| < 6); larger
@@ -425,17 +371,14 @@ fn blur_row_body(src: &[f32], dst: &mut [f32], filter: &[f32], padded: &mut [f32
 
 with_avx2! {
     /// [`blur_row_body`] on every row of an `h`×`w` RGB image, `src` → `dst`.
-    pub fn blur_rows(src: &[f32], dst: &mut [f32], w: usize, filter: &[f32], padded: &mut [f32]) => blur_rows_body
-}
-
-#[inline(always)]
-fn blur_rows_body(src: &[f32], dst: &mut [f32], w: usize, filter: &[f32], padded: &mut [f32]) {
-    let row = w * 3;
-    if row == 0 {
-        return;
-    }
-    for (s, d) in src.chunks_exact(row).zip(dst.chunks_exact_mut(row)) {
-        blur_row_body(s, d, filter, padded);
+    pub fn blur_rows(src: &[f32], dst: &mut [f32], w: usize, filter: &[f32], padded: &mut [f32]) {
+        let row = w * 3;
+        if row == 0 {
+            return;
+        }
+        for (s, d) in src.chunks_exact(row).zip(dst.chunks_exact_mut(row)) {
+            blur_row_body(s, d, filter, padded);
+        }
     }
 }
 
@@ -443,44 +386,41 @@ with_avx2! {
     /// The vertical pass of the separable blur: every row of `dst` (`h` rows
     /// of `row` values) is `Σ_k src[y + k − r]·filter[k]` over the rows
     /// inside the image, taps in filter order; clipped to [0, 1] when `clip`.
-    pub fn blur_columns(src: &[f32], dst: &mut [f32], row: usize, filter: &[f32], clip: bool) => blur_columns_body
-}
-
-#[inline(always)]
-fn blur_columns_body(src: &[f32], dst: &mut [f32], row: usize, filter: &[f32], clip: bool) {
-    if row == 0 {
-        return;
-    }
-    let h = dst.len() / row;
-    let r = filter.len() / 2;
-    for y in 0..h {
-        // Taps whose row lies inside the image.
-        let k0 = r.saturating_sub(y);
-        let k1 = filter.len().min(h + r - y);
-        let out = &mut dst[y * row..(y + 1) * row];
-        let mut j = 0;
-        while j + LANES <= row {
-            let mut acc = [0f32; LANES];
-            for (k, &fw) in filter.iter().enumerate().take(k1).skip(k0) {
-                let s = &src[(y + k - r) * row + j..][..LANES];
-                for l in 0..LANES {
-                    acc[l] += s[l] * fw;
-                }
-            }
-            if clip {
-                for v in &mut acc {
-                    *v = v.clamp(0.0, 1.0);
-                }
-            }
-            out[j..j + LANES].copy_from_slice(&acc);
-            j += LANES;
+    pub fn blur_columns(src: &[f32], dst: &mut [f32], row: usize, filter: &[f32], clip: bool) {
+        if row == 0 {
+            return;
         }
-        for (l, o) in out[j..].iter_mut().enumerate() {
-            let mut acc = 0f32;
-            for (k, &fw) in filter.iter().enumerate().take(k1).skip(k0) {
-                acc += src[(y + k - r) * row + j + l] * fw;
+        let h = dst.len() / row;
+        let r = filter.len() / 2;
+        for y in 0..h {
+            // Taps whose row lies inside the image.
+            let k0 = r.saturating_sub(y);
+            let k1 = filter.len().min(h + r - y);
+            let out = &mut dst[y * row..(y + 1) * row];
+            let mut j = 0;
+            while j + LANES <= row {
+                let mut acc = [0f32; LANES];
+                for (k, &fw) in filter.iter().enumerate().take(k1).skip(k0) {
+                    let s = &src[(y + k - r) * row + j..][..LANES];
+                    for l in 0..LANES {
+                        acc[l] += s[l] * fw;
+                    }
+                }
+                if clip {
+                    for v in &mut acc {
+                        *v = v.clamp(0.0, 1.0);
+                    }
+                }
+                out[j..j + LANES].copy_from_slice(&acc);
+                j += LANES;
             }
-            *o = if clip { acc.clamp(0.0, 1.0) } else { acc };
+            for (l, o) in out[j..].iter_mut().enumerate() {
+                let mut acc = 0f32;
+                for (k, &fw) in filter.iter().enumerate().take(k1).skip(k0) {
+                    acc += src[(y + k - r) * row + j + l] * fw;
+                }
+                *o = if clip { acc.clamp(0.0, 1.0) } else { acc };
+            }
         }
     }
 }
@@ -488,15 +428,12 @@ fn blur_columns_body(src: &[f32], dst: &mut [f32], row: usize, filter: &[f32], c
 with_avx2! {
     /// The vertical taps of the bicubic resize over one row:
     /// `col[i] = r0[i]·w0 + r1[i]·w1 + r2[i]·w2 + r3[i]·w3`.
-    pub fn resize_vertical(rows: [&[f32]; 4], w: [f32; 4], col: &mut [f32]) => resize_vertical_body
-}
-
-#[inline(always)]
-fn resize_vertical_body(rows: [&[f32]; 4], w: [f32; 4], col: &mut [f32]) {
-    let n = col.len();
-    let (r0, r1, r2, r3) = (&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]);
-    for i in 0..n {
-        col[i] = r0[i] * w[0] + r1[i] * w[1] + r2[i] * w[2] + r3[i] * w[3];
+    pub fn resize_vertical(rows: [&[f32]; 4], w: [f32; 4], col: &mut [f32]) {
+        let n = col.len();
+        let (r0, r1, r2, r3) = (&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]);
+        for i in 0..n {
+            col[i] = r0[i] * w[0] + r1[i] * w[1] + r2[i] * w[2] + r3[i] * w[3];
+        }
     }
 }
 
@@ -517,48 +454,37 @@ with_avx2! {
         w: &[[f32; 4]],
         out: &mut [f32],
         flip: bool,
-    ) => resize_horizontal_body
-}
-
-#[inline(always)]
-fn resize_horizontal_body(
-    col: &[f32],
-    col4: &mut [[f32; 4]],
-    pad: usize,
-    first: &[usize],
-    w: &[[f32; 4]],
-    out: &mut [f32],
-    flip: bool,
-) {
-    let in_w = col.len() / 3;
-    if in_w == 0 {
-        return;
-    }
-    let pad = pad.min(col4.len());
-    let (head, rest) = col4.split_at_mut(pad);
-    let (mid, tail) = rest.split_at_mut(in_w.min(rest.len()));
-    for (q, px) in mid.iter_mut().zip(col.chunks_exact(3)) {
-        *q = [px[0], px[1], px[2], 0.0];
-    }
-    let edge = |i: usize| [col[i * 3], col[i * 3 + 1], col[i * 3 + 2], 0.0];
-    head.fill(edge(0));
-    tail.fill(edge(in_w - 1));
-    let out_w = first.len().min(w.len()).min(out.len() / 3);
-    // Pixels are stored in increasing order, all four lanes but for the
-    // last one: the fourth lane is overwritten by the next pixel.
-    for dst in 0..out_w {
-        let x = if flip { out_w - 1 - dst } else { dst };
-        let t = &w[x];
-        let taps = &col4[first[x]..first[x] + 4];
-        let (a, b, c, d) = (taps[0], taps[1], taps[2], taps[3]);
-        let mut v = [0f32; 4];
-        for l in 0..4 {
-            v[l] = a[l] * t[0] + b[l] * t[1] + c[l] * t[2] + d[l] * t[3];
+    ) {
+        let in_w = col.len() / 3;
+        if in_w == 0 {
+            return;
         }
-        if dst + 1 < out_w {
-            out[dst * 3..dst * 3 + 4].copy_from_slice(&v);
-        } else {
-            out[dst * 3..dst * 3 + 3].copy_from_slice(&v[..3]);
+        let pad = pad.min(col4.len());
+        let (head, rest) = col4.split_at_mut(pad);
+        let (mid, tail) = rest.split_at_mut(in_w.min(rest.len()));
+        for (q, px) in mid.iter_mut().zip(col.chunks_exact(3)) {
+            *q = [px[0], px[1], px[2], 0.0];
+        }
+        let edge = |i: usize| [col[i * 3], col[i * 3 + 1], col[i * 3 + 2], 0.0];
+        head.fill(edge(0));
+        tail.fill(edge(in_w - 1));
+        let out_w = first.len().min(w.len()).min(out.len() / 3);
+        // Pixels are stored in increasing order, all four lanes but for the
+        // last one: the fourth lane is overwritten by the next pixel.
+        for dst in 0..out_w {
+            let x = if flip { out_w - 1 - dst } else { dst };
+            let t = &w[x];
+            let taps = &col4[first[x]..first[x] + 4];
+            let (a, b, c, d) = (taps[0], taps[1], taps[2], taps[3]);
+            let mut v = [0f32; 4];
+            for l in 0..4 {
+                v[l] = a[l] * t[0] + b[l] * t[1] + c[l] * t[2] + d[l] * t[3];
+            }
+            if dst + 1 < out_w {
+                out[dst * 3..dst * 3 + 4].copy_from_slice(&v);
+            } else {
+                out[dst * 3..dst * 3 + 3].copy_from_slice(&v[..3]);
+            }
         }
     }
 }
