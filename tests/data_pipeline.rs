@@ -383,3 +383,49 @@ fn device_augmentation_parameters_rebuild_the_host_batches() {
     let e = Pipeline::new(synth(10), eval).err().expect("refused");
     assert!(e.to_string().contains("training batches only"), "{e}");
 }
+
+#[test]
+fn recycled_buffers_give_the_same_batches() {
+    use simclr::data::augment::DeviceTransfer;
+    // A handed-back buffer still holds an earlier step's views: every
+    // element (padding included) must be written again.
+    let ds = synth(37);
+    let square: Arc<dyn Dataset> = Arc::new(Synth {
+        n: 37,
+        h: 32,
+        w: 32,
+        fail_at: None,
+    });
+    let mut host = PipelineConfig::pretrain(8, 2, 32, 1.0, 5);
+    host.blur = true;
+    host.examples_per_task = 3;
+    let device_u8 = PipelineConfig {
+        device_augment: Some(DeviceTransfer::U8),
+        ..host.clone()
+    };
+    let mut eval = PipelineConfig::eval(8, 2, 32);
+    eval.examples_per_task = 3;
+    for (name, cfg, ds) in [
+        ("host", host, &ds),
+        ("device uint8", device_u8, &ds),
+        ("eval", eval, &square),
+    ] {
+        let cfg = PipelineConfig {
+            num_workers: 2,
+            ..cfg
+        };
+        let mut fresh = Pipeline::new(ds.clone(), cfg.clone()).unwrap();
+        let mut recycled = Pipeline::new(ds.clone(), cfg).unwrap();
+        let mut steps = 0;
+        while let Some(b) = recycled.next_batch().unwrap() {
+            let a = fresh.next_batch().unwrap().expect("same length");
+            assert!(a == b, "{name}: step {steps} differs after recycling");
+            recycled.recycle(b);
+            steps += 1;
+            if steps == 7 {
+                break;
+            }
+        }
+        assert!(steps >= 5, "{name}: {steps} steps");
+    }
+}

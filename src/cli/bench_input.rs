@@ -111,8 +111,10 @@ pub fn measure(args: &BenchArgs, batch: i64) -> anyhow::Result<serde_json::Value
     // At least `input_batches` batches and `input_seconds`, so the batches
     // prefetched during the warm-up weigh little.
     while batches < args.input_batches.max(1) || t.elapsed().as_secs_f64() < args.input_seconds {
-        if pipeline.next_batch()?.is_none() {
-            break;
+        // Handed back as the trainer does once a batch is on the device.
+        match pipeline.next_batch()? {
+            Some(b) => pipeline.recycle(b),
+            None => break,
         }
         batches += 1;
     }

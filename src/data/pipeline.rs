@@ -351,6 +351,27 @@ struct Shared {
     /// Nanoseconds the workers spent building chunks.
     busy_ns: AtomicU64,
     steps: Mutex<HashMap<u64, Arc<StepBuf>>>,
+    /// Image buffers of consumed batches handed back with
+    /// [`Pipeline::recycle`], reused by later steps: a step's images are
+    /// megabytes, and fresh ones cost a page fault per 4 KiB.
+    pool: Mutex<BufferPool>,
+}
+
+/// Replica image buffers waiting to be reused (every one of a pipeline has
+/// the same length, and every element is written again before it is read).
+#[derive(Default)]
+struct BufferPool {
+    f32s: Vec<Vec<f32>>,
+    u8s: Vec<Vec<u8>>,
+    /// At most this many of each kind are kept.
+    cap: usize,
+}
+
+/// A worker's reusable chunk buffers (`[views, len, H, W, 3]`).
+#[derive(Default)]
+struct ChunkBufs {
+    images: Vec<f32>,
+    images_u8: Vec<u8>,
 }
 
 impl Shared {
@@ -391,9 +412,18 @@ impl Shared {
                 } else {
                     0
                 };
+                let (images, images_u8) = {
+                    let mut pool = lock(&self.pool);
+                    let images = pool.f32s.pop().filter(|v| v.len() == f);
+                    let images_u8 = pool.u8s.pop().filter(|v| v.len() == b);
+                    (
+                        images.unwrap_or_else(|| vec![0f32; f]),
+                        images_u8.unwrap_or_else(|| vec![0u8; b]),
+                    )
+                };
                 Mutex::new(ReplicaBatch {
-                    images: vec![0f32; f],
-                    images_u8: vec![0u8; b],
+                    images,
+                    images_u8,
                     augment_params: vec![0f32; params],
                     blur_filters: Vec::new(),
                     labels: vec![0; nr],
@@ -420,20 +450,24 @@ impl Shared {
             .clone()
     }
 
-    /// Augments examples `range` of replica `r`'s batch of `step` into a
-    /// local buffer `[views, len, H, W, 3]` plus labels and indices.
+    /// Augments examples `range` of replica `r`'s batch of `step` into the
+    /// worker's buffers `[views, len, H, W, 3]` (`bufs.images`, or
+    /// `bufs.images_u8` with the `uint8` transfer), and returns labels and
+    /// indices.
     fn build_chunk(
         &self,
         step: u64,
         r: usize,
         range: std::ops::Range<usize>,
+        bufs: &mut ChunkBufs,
     ) -> Result<Chunk, Error> {
         let cfg = &self.cfg;
         let size = cfg.augment.image_size;
         let per_img = size * size * 3;
         let nr = cfg.per_replica_batch();
         let len = range.len();
-        let mut images = vec![0f32; cfg.num_views * len * per_img];
+        let images = &mut bufs.images;
+        images.resize(cfg.num_views * len * per_img, 0.0);
         let mut labels = vec![0i32; len];
         let mut indices = vec![usize::MAX; len];
         let blur_filters: Vec<Vec<f32>> = if cfg.blur && cfg.train {
@@ -462,6 +496,10 @@ impl Shared {
         let mut produced = 0u64;
         for (j, i) in range.enumerate() {
             let Some((idx, epoch)) = self.slot(step, r * nr + i) else {
+                // Padding: zero images (the buffer holds an earlier chunk).
+                for v in 0..cfg.num_views {
+                    images[(v * len + j) * per_img..(v * len + j + 1) * per_img].fill(0.0);
+                }
                 continue;
             };
             let ex = self.dataset.get(idx)?;
@@ -518,16 +556,12 @@ impl Shared {
             produced += cfg.num_views as u64;
         }
         self.images.fetch_add(produced, Ordering::Relaxed);
-        let (images, images_u8) = match cfg.device_augment {
-            Some(DeviceTransfer::U8) if device => (
-                Vec::new(),
-                images.iter().map(|&v| augment::quantize_u8(v)).collect(),
-            ),
-            _ => (images, Vec::new()),
-        };
+        if let (Some(DeviceTransfer::U8), true) = (cfg.device_augment, device) {
+            bufs.images_u8.clear();
+            bufs.images_u8
+                .extend(images.iter().map(|&v| augment::quantize_u8(v)));
+        }
         Ok(Chunk {
-            images,
-            images_u8,
             params,
             filters: if device {
                 blur_filters.concat()
@@ -540,7 +574,7 @@ impl Shared {
     }
 
     /// Runs work unit `unit`; returns the step when this unit completed it.
-    fn run_unit(&self, unit: u64) -> Option<(u64, Arc<StepBuf>)> {
+    fn run_unit(&self, unit: u64, bufs: &mut ChunkBufs) -> Option<(u64, Arc<StepBuf>)> {
         let ups = self.units_per_step();
         let step = self.first_step + unit / ups;
         let rem = (unit % ups) as usize;
@@ -551,7 +585,7 @@ impl Shared {
         let buf = self.step_buf(step);
         let t0 = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.build_chunk(step, r, range.clone())
+            self.build_chunk(step, r, range.clone(), bufs)
         }))
         .unwrap_or_else(|_| {
             Err(Error::Pipeline(format!(
@@ -562,9 +596,9 @@ impl Shared {
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match result {
             Ok(chunk) => {
+                let u8_transfer =
+                    self.cfg.train && self.cfg.device_augment == Some(DeviceTransfer::U8);
                 let Chunk {
-                    images,
-                    images_u8,
                     params,
                     filters,
                     labels,
@@ -577,10 +611,11 @@ impl Shared {
                 for v in 0..self.cfg.num_views {
                     let dst = (v * nr + range.start) * per_img;
                     let src = v * len * per_img..(v + 1) * len * per_img;
-                    if images_u8.is_empty() {
-                        rb.images[dst..dst + len * per_img].copy_from_slice(&images[src]);
+                    if u8_transfer {
+                        rb.images_u8[dst..dst + len * per_img]
+                            .copy_from_slice(&bufs.images_u8[src]);
                     } else {
-                        rb.images_u8[dst..dst + len * per_img].copy_from_slice(&images_u8[src]);
+                        rb.images[dst..dst + len * per_img].copy_from_slice(&bufs.images[src]);
                     }
                     if !params.is_empty() {
                         let dst = (v * nr + range.start) * np;
@@ -610,10 +645,9 @@ impl Shared {
     }
 }
 
-/// What one worker task produced: `[views, len, …]` per view.
+/// What one worker task produced besides its images: `[views, len, …]` per
+/// view.
 struct Chunk {
-    images: Vec<f32>,
-    images_u8: Vec<u8>,
     params: Vec<f32>,
     filters: Vec<f32>,
     labels: Vec<i32>,
@@ -702,6 +736,7 @@ impl Pipeline {
         let workers_n = cfg.num_workers.max(1);
         let prefetch = cfg.prefetch.max(1) as u64;
         let nr = cfg.per_replica_batch();
+        let replicas = cfg.replica_range().len();
         let chunk = cfg.examples_per_task.clamp(1, nr);
         let chunks_per_replica = nr.div_ceil(chunk);
         let shared = Arc::new(Shared {
@@ -715,6 +750,10 @@ impl Pipeline {
             images: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
             steps: Mutex::new(HashMap::new()),
+            pool: Mutex::new(BufferPool {
+                cap: (prefetch as usize + 2) * replicas,
+                ..BufferPool::default()
+            }),
         });
         let control = Arc::new((
             Mutex::new(Control {
@@ -808,6 +847,21 @@ impl Pipeline {
         }
     }
 
+    /// Hands a consumed batch back so that its image buffers are reused by a
+    /// later step instead of being allocated again (optional: a batch that
+    /// is simply dropped is freed).
+    pub fn recycle(&self, batch: Batch) {
+        let mut pool = lock(&self.shared.pool);
+        for rb in batch.replicas {
+            if !rb.images.is_empty() && pool.f32s.len() < pool.cap {
+                pool.f32s.push(rb.images);
+            }
+            if !rb.images_u8.is_empty() && pool.u8s.len() < pool.cap {
+                pool.u8s.push(rb.images_u8);
+            }
+        }
+    }
+
     /// Throughput so far.
     pub fn stats(&self) -> PipelineStats {
         let images = self.shared.images.load(Ordering::Relaxed);
@@ -872,6 +926,7 @@ fn worker_loop(
     prefetch: u64,
 ) {
     let ups = shared.units_per_step();
+    let mut bufs = ChunkBufs::default();
     loop {
         let unit = {
             let (m, cv) = control;
@@ -898,7 +953,7 @@ fn worker_loop(
             c.next_unit += 1;
             u
         };
-        if let Some(done) = shared.run_unit(unit) {
+        if let Some(done) = shared.run_unit(unit, &mut bufs) {
             if tx.send(done).is_err() {
                 return;
             }

@@ -222,10 +222,12 @@ impl Trainer {
         let mut next: Option<Uploaded> = None;
         // The step whose metrics are still to be read (at most one behind).
         let mut in_flight: Option<(i64, InFlight)> = None;
+        // The host arrays of the last step, refilled for the next one.
+        let mut host: Vec<Vec<HostArray>> = Vec::new();
         let mut fetch = |pipeline: &mut Pipeline, step: i64| -> Result<Uploaded> {
             let t_in = Instant::now();
             let inputs = match &fixed {
-                Some(inputs) => inputs.clone(),
+                Some(inputs) => inputs,
                 None => {
                     let mut batch = pipeline.next_batch()?.ok_or_else(|| {
                         Error::Config(format!("the training data ended at step {step}"))
@@ -235,15 +237,16 @@ impl Trainer {
                             super::teacher::hide_labels(&mut rb.labels, &rb.indices, mask);
                         }
                     }
-                    let inputs = step_inputs(&batch)?;
+                    step_inputs_into(&batch, &mut host)?;
+                    pipeline.recycle(batch);
                     if c.fixed_batch {
-                        fixed = Some(inputs.clone());
+                        fixed = Some(host.clone());
                     }
-                    inputs
+                    &host
                 }
             };
             waited += t_in.elapsed();
-            compiled.upload(&self.client, &inputs)
+            compiled.upload(&self.client, inputs)
         };
         while step < total {
             let data = match next.take() {
@@ -605,6 +608,7 @@ impl Trainer {
                     }
                 }
             }
+            pipeline.recycle(batch);
             batches += 1;
             if max_batches.is_some_and(|m| batches >= m) {
                 break;
@@ -919,10 +923,25 @@ pub fn from_ckpt(name: &str, t: &ckpt::Tensor) -> Result<HostArray> {
 /// A training batch as the step's inputs: per local replica, the views
 /// `[views·b, h, w, 3]` and the labels `[b]`.
 pub fn step_inputs(batch: &Batch) -> Result<Vec<Vec<HostArray>>> {
-    batch
+    let mut out = Vec::new();
+    step_inputs_into(batch, &mut out)?;
+    Ok(out)
+}
+
+/// [`step_inputs`] into `out`, reusing the image buffers of the arrays it
+/// holds from an earlier step (a step's images are megabytes; fresh ones
+/// cost a page fault per 4 KiB on the thread that feeds the devices).
+pub fn step_inputs_into(batch: &Batch, out: &mut Vec<Vec<HostArray>>) -> Result<()> {
+    let mut spare: Vec<Vec<u8>> = out
+        .drain(..)
+        .filter_map(|list| list.into_iter().next().map(|a| a.bytes))
+        .collect();
+    spare.reverse();
+    *out = batch
         .replicas
         .iter()
         .map(|rb| {
+            let reuse = spare.pop().unwrap_or_default();
             let dims = [
                 (rb.num_views * rb.batch) as i64,
                 rb.height as i64,
@@ -930,9 +949,9 @@ pub fn step_inputs(batch: &Batch) -> Result<Vec<Vec<HostArray>>> {
                 3,
             ];
             let images = if rb.images_u8.is_empty() {
-                HostArray::from_f32(&dims, &rb.images)?
+                HostArray::from_f32_reusing(&dims, &rb.images, reuse)?
             } else {
-                HostArray::from_u8(&dims, &rb.images_u8)?
+                HostArray::from_u8_reusing(&dims, &rb.images_u8, reuse)?
             };
             let mut list = vec![images, HostArray::from_s32(&[rb.batch as i64], &rb.labels)?];
             if !rb.augment_params.is_empty() {
@@ -951,7 +970,8 @@ pub fn step_inputs(batch: &Batch) -> Result<Vec<Vec<HostArray>>> {
             }
             Ok(list)
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(())
 }
 
 fn warn_skipped(latest: &ckpt::native::Latest) {
