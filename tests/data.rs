@@ -20,6 +20,8 @@ mod data_crop;
 mod data_draws;
 #[path = "data_formats.rs"]
 mod data_formats;
+#[path = "data_jpeg.rs"]
+mod data_jpeg;
 #[path = "data_pipeline.rs"]
 mod data_pipeline;
 #[path = "data_tfrecord_tf.rs"]

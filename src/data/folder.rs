@@ -219,10 +219,25 @@ impl ImageFolder {
 }
 
 /// Decodes a JPEG or PNG file to 8-bit RGB. `name` is used in errors.
+/// JPEGs are decoded by libjpeg-turbo as TensorFlow decodes them by default
+/// ([`super::jpeg`]); PNGs, and the CMYK JPEGs libjpeg does not turn into
+/// RGB, by the `image` crate.
 ///
 /// # Errors
 /// [`Error::Decode`] naming the file.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<ImageU8, Error> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        match super::jpeg::decode(bytes) {
+            Ok(Some(img)) => return Ok(img),
+            Ok(None) => {}
+            Err(reason) => {
+                return Err(Error::Decode {
+                    path: name.to_string(),
+                    reason,
+                })
+            }
+        }
+    }
     let img = image::load_from_memory(bytes).map_err(|e| Error::Decode {
         path: name.to_string(),
         reason: e.to_string(),

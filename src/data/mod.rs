@@ -18,6 +18,7 @@ pub mod augment;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod jpeg;
 pub mod pipeline;
 pub mod pixels;
 pub mod rng;
