@@ -613,3 +613,81 @@ fn the_distillation_step_exports_with_its_teacher_from_the_flags() {
     let e = export(&cmd, &mut Vec::new()).expect_err("depth 19 does not exist");
     assert!(format!("{e:#}").contains("--teacher_"), "{e:#}");
 }
+
+/// The shapes (`f32[32,11]`, ...) of an exported module's parameters.
+fn parameter_shapes(module_txt: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(module_txt).expect("module.hlo.txt");
+    text.lines()
+        .filter(|l| l.contains(" parameter("))
+        .filter_map(|l| {
+            let rhs = l.split(" = ").nth(1)?;
+            Some(rhs.split('{').next()?.split(' ').next()?.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn augment_on_device_exports_the_step_that_augments() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("no-data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let common = [
+        "--no_compile",
+        "--dataset=cifar10",
+        "--image_size=32",
+        "--resnet_depth=18",
+        "--train_batch_size=16",
+        "--eval_batch_size=16",
+    ];
+    let host_out = tmp.path().join("host");
+    let host = export_with(&host_out, &data, &common);
+    let host_params = parameter_shapes(&host_out.join("pretrain/module.hlo.txt"));
+    assert!(
+        host_params.iter().any(|s| s == "f32[32,32,32,3]"),
+        "{host_params:?}"
+    );
+    assert!(
+        !host_params.iter().any(|s| s.ends_with(",11]")),
+        "{host_params:?}"
+    );
+    for (mode, transfer, n) in [
+        ("pretrain", "uint8", 32),
+        ("pretrain", "f32", 32),
+        ("finetune", "uint8", 16),
+    ] {
+        let out = tmp.path().join(format!("{mode}_{transfer}"));
+        let mut flags = common.to_vec();
+        let mode_flag = format!("--train_mode={mode}");
+        let transfer_flag = format!("--augment_transfer={transfer}");
+        flags.extend([
+            mode_flag.as_str(),
+            "--augment_on_device",
+            transfer_flag.as_str(),
+        ]);
+        let index = export_with(&out, &data, &flags);
+        let params = parameter_shapes(&out.join(format!("{mode}/module.hlo.txt")));
+        let images = format!(
+            "{}[{n},32,32,3]",
+            if transfer == "uint8" { "u8" } else { "f32" }
+        );
+        assert!(params.contains(&images), "{mode} {transfer}: {params:?}");
+        assert!(
+            params.contains(&format!("f32[{n},11]")),
+            "{mode} {transfer}: the drawn parameters are an input: {params:?}"
+        );
+        // Pretraining blurs: one filter per view.
+        assert_eq!(
+            params.iter().any(|s| s.starts_with("f32[2,")),
+            mode == "pretrain",
+            "{mode} {transfer}: {params:?}"
+        );
+        if mode == "pretrain" {
+            assert!(
+                index.programs[0].instructions > host.programs[0].instructions + 50,
+                "the augmentation is traced into the step: {} vs {}",
+                index.programs[0].instructions,
+                host.programs[0].instructions
+            );
+        }
+    }
+}

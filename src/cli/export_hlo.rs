@@ -2,7 +2,9 @@
 //! program the flags describe (pretrain, finetune or distill per
 //! `--train_mode`, plus eval; the distillation step's teacher comes from
 //! `--teacher_checkpoint`, else it is the student's own network with the
-//! `--teacher_*` flags applied), compiles each with the chosen PJRT plugin and writes HLO
+//! `--teacher_*` flags applied; with `--augment_on_device`, the training step
+//! that applies the augmentation on the devices, as `simclr run` traces it),
+//! compiles each with the chosen PJRT plugin and writes HLO
 //! text, protos, XLA's optimized module, costs, memory and parameters (see
 //! [`crate::inspect::export`]). Needs no data and trains nothing: a known
 //! `--dataset` whose files are absent is sized from its standard split.
@@ -12,7 +14,11 @@ use super::flags::RunFlags;
 use super::run::{client_and_replicas, open, step_config};
 use crate::inspect::fit::{self, DeviceSpec, NeedModel};
 use crate::inspect::{self, ExportIndex, ProgramEntry, Target};
-use crate::simclr::{distill_program, eval_program, train_program, TrainMode};
+use crate::simclr::augment_device::{DeviceAugment, Transfer};
+use crate::simclr::{
+    distill_program, eval_program, train_program, train_program_augmented, DistillConfig,
+    StepConfig, StepProgram, TrainMode,
+};
 use crate::storage::{self, Location};
 use crate::train::default_compile_options;
 use anyhow::{anyhow, bail, Context, Result};
@@ -222,8 +228,7 @@ pub fn export(cmd: &ExportCommand, w: &mut dyn std::io::Write) -> Result<ExportI
     for name in [train_name, "eval"] {
         let program = match (name, &distill) {
             ("eval", _) => eval_program(&step, eval_n)?,
-            (_, Some(d)) => distill_program(&step, d)?,
-            (_, None) => train_program(&step)?,
+            (_, d) => train_step(flags, &step, d.as_ref())?,
         };
         let mut entry = inspect::export_program(
             &cmd.out,
@@ -320,14 +325,37 @@ pub fn need_at_batch(
     let program = match (name, step.train_mode) {
         ("eval", _) => eval_program(&step, batch)?,
         (_, TrainMode::Distill) => {
-            distill_program(&step, &super::distill::traced_teacher(&f, &step)?)?
+            train_step(&f, &step, Some(&super::distill::traced_teacher(&f, &step)?))?
         }
-        _ => train_program(&step)?,
+        _ => train_step(&f, &step, None)?,
     };
     let proto = crate::ir::golden::golden_proto(&program.module);
     let exe = target.client.compile(&proto, &target.options)?;
     let stats = exe.memory_stats()?;
     Ok(inspect::memory::compiled_need(&stats).total_bytes)
+}
+
+/// The training step the flags describe (`distill`: the traced teacher of
+/// a distillation step): with `--augment_on_device`, the program whose
+/// inputs are the resized views and the drawn parameters and which applies
+/// the augmentation on the devices, exactly as the trainer traces it.
+///
+/// # Errors
+/// A bad `--augment_transfer`, or tracing fails.
+fn train_step(
+    flags: &RunFlags,
+    step: &StepConfig,
+    distill: Option<&DistillConfig>,
+) -> Result<StepProgram> {
+    if flags.augment_on_device {
+        let transfer = Transfer::parse(&flags.augment_transfer)?;
+        let augment = DeviceAugment::for_step(step, flags.image_size, flags.use_blur, transfer);
+        return Ok(train_program_augmented(step, distill, &augment)?);
+    }
+    Ok(match distill {
+        Some(d) => distill_program(step, d)?,
+        None => train_program(step)?,
+    })
 }
 
 /// What the per-replica memory figure of `entry` is made of, for the

@@ -50,6 +50,27 @@ pub struct DeviceAugment {
     pub transfer: Transfer,
 }
 
+impl DeviceAugment {
+    /// What `--augment_on_device` applies in a step of `step`: two views
+    /// with the blur (when `use_blur`) in pretraining, one view without it
+    /// when fine-tuning or distilling.
+    pub fn for_step(
+        step: &super::StepConfig,
+        image_size: i64,
+        use_blur: bool,
+        transfer: Transfer,
+    ) -> Self {
+        let pretrain = step.train_mode == super::TrainMode::Pretrain;
+        DeviceAugment {
+            image_size,
+            views: if pretrain { 2 } else { 1 },
+            per_replica_batch: step.per_replica_batch,
+            blur: pretrain && use_blur,
+            transfer,
+        }
+    }
+}
+
 /// The data inputs that carry the augmentation, besides the images.
 #[derive(Clone, Debug)]
 pub struct AugmentInputs {

@@ -393,14 +393,12 @@ impl Trainer {
     fn device_augment(&self) -> Option<DeviceAugment> {
         let c = &self.cfg;
         let transfer = c.augment_on_device?;
-        let pretrain = c.step.train_mode == TrainMode::Pretrain;
-        Some(DeviceAugment {
-            image_size: c.image_size as i64,
-            views: if pretrain { 2 } else { 1 },
-            per_replica_batch: c.step.per_replica_batch,
-            blur: pretrain && c.use_blur,
+        Some(DeviceAugment::for_step(
+            &c.step,
+            c.image_size as i64,
+            c.use_blur,
             transfer,
-        })
+        ))
     }
 
     fn train_pipeline_config(&self) -> Result<PipelineConfig> {
