@@ -284,3 +284,27 @@ fn training_views_are_the_same_without_avx2() -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[test]
+fn quantize_u8_rounds_ties_to_even_like_round_ties_even() {
+    let reference = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8;
+    // Every tie k + 1/2 and its neighbours, the ends, and what gets clipped.
+    let mut values = vec![
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.0,
+        -1.0,
+        2.0,
+    ];
+    for k in 0..=510u32 {
+        let t = k as f32 / 510.0;
+        values.extend([t, t.next_up(), t.next_down()]);
+    }
+    // And a sweep of [−0.1, 1.1] two million steps fine.
+    values.extend((0..2_000_000).map(|i| -0.1 + 1.2 * i as f32 / 2e6));
+    for v in values {
+        assert_eq!(quantize_u8(v), reference(v), "{v:e}");
+    }
+}
