@@ -45,5 +45,5 @@ pub use throughput::{Throughput, ThroughputReport};
 /// `proto/tensorboard.proto` with TensorFlow's field numbers.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/tensorboard.rs"));
+    include!("../generated/tensorboard.rs");
 }

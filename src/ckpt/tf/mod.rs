@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 /// from `proto/tensor_bundle.proto` with TensorFlow's field numbers.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
+    include!("../../generated/tensorflow.rs");
 }
 
 use proto::{BundleEntryProto, BundleHeaderProto, DataType};
