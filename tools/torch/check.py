@@ -25,7 +25,6 @@ import numpy as np
 import safetensors.torch
 import torch
 import torch.nn as nn
-import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from simclr_resnet import SimCLRResNet  # noqa: E402
@@ -41,6 +40,10 @@ def rel_err(a, b):
 
 
 def torchvision_model(depth, num_classes):
+    # Imported here: torchvision's import costs twice torch's (about 7 s of
+    # CPU), and most checks do not need it.
+    import torchvision
+
     model = getattr(torchvision.models, "resnet%d" % depth)(
         weights=None, num_classes=num_classes or 1000)
     if not num_classes:
