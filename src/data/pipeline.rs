@@ -367,11 +367,10 @@ struct BufferPool {
     cap: usize,
 }
 
-/// A worker's reusable chunk buffers (`[views, len, H, W, 3]`).
+/// A worker's reusable chunk buffer (`[views, len, H, W, 3]`).
 #[derive(Default)]
 struct ChunkBufs {
     images: Vec<f32>,
-    images_u8: Vec<u8>,
 }
 
 impl Shared {
@@ -451,9 +450,8 @@ impl Shared {
     }
 
     /// Augments examples `range` of replica `r`'s batch of `step` into the
-    /// worker's buffers `[views, len, H, W, 3]` (`bufs.images`, or
-    /// `bufs.images_u8` with the `uint8` transfer), and returns labels and
-    /// indices.
+    /// worker's buffer `[views, len, H, W, 3]` (`bufs.images`), and returns
+    /// labels and indices.
     fn build_chunk(
         &self,
         step: u64,
@@ -556,11 +554,6 @@ impl Shared {
             produced += cfg.num_views as u64;
         }
         self.images.fetch_add(produced, Ordering::Relaxed);
-        if let (Some(DeviceTransfer::U8), true) = (cfg.device_augment, device) {
-            bufs.images_u8.clear();
-            bufs.images_u8
-                .extend(images.iter().map(|&v| augment::quantize_u8(v)));
-        }
         Ok(Chunk {
             params,
             filters: if device {
@@ -612,8 +605,14 @@ impl Shared {
                     let dst = (v * nr + range.start) * per_img;
                     let src = v * len * per_img..(v + 1) * len * per_img;
                     if u8_transfer {
-                        rb.images_u8[dst..dst + len * per_img]
-                            .copy_from_slice(&bufs.images_u8[src]);
+                        // Quantised straight into the batch: no second
+                        // buffer, one pass.
+                        for (q, &v) in rb.images_u8[dst..dst + len * per_img]
+                            .iter_mut()
+                            .zip(&bufs.images[src])
+                        {
+                            *q = augment::quantize_u8(v);
+                        }
                     } else {
                         rb.images[dst..dst + len * per_img].copy_from_slice(&bufs.images[src]);
                     }
